@@ -1,0 +1,226 @@
+/**
+ * The one place that starts child processes. argv arrays only (never a shell), stdout/stderr always
+ * drained as streams (a full pipe deadlocked the original tool), a timeout and an abort signal that
+ * kill the child's whole process group, and errors that carry exit code, signal and stderr tail.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import type { Readable, Writable } from 'node:stream';
+import { ProcessError } from '../errors.js';
+
+export interface RunOptions {
+  /** Extra environment, merged over process.env (secrets go here, never into argv). */
+  env?: Record<string, string | undefined>;
+  cwd?: string;
+  /** Data for stdin; stdin is otherwise /dev/null so a child can never prompt on our TTY. */
+  input?: string | Buffer | Readable;
+  /** Kill the child after this many ms (0 or undefined = no timeout). */
+  timeoutMs?: number;
+  signal?: AbortSignal;
+  /** Keep at most this many bytes of stdout in the result (default 64 MiB); excess is an error. */
+  maxStdoutBytes?: number;
+  /** Send stdout here instead of collecting it. */
+  stdoutTo?: Writable;
+  /** Called with each complete stderr line as it arrives (progress, logs). */
+  onStderrLine?: (line: string) => void;
+  /** Grace period between SIGTERM and SIGKILL when we stop the child. */
+  killGraceMs?: number;
+}
+
+export interface RunResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderrTail: string;
+  timedOut: boolean;
+  aborted: boolean;
+}
+
+const STDERR_TAIL_BYTES = 4096;
+
+/** Keeps only the last `limit` bytes written to it. */
+class Tail {
+  private buf = '';
+  constructor(private readonly limit: number) {}
+  push(chunk: string): void {
+    this.buf += chunk;
+    if (this.buf.length > this.limit * 2) this.buf = this.buf.slice(-this.limit);
+  }
+  toString(): string {
+    return this.buf.slice(-this.limit);
+  }
+}
+
+function killTree(child: ChildProcess, sig: NodeJS.Signals): void {
+  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
+  try {
+    // Negative pid: the whole process group (the child was started detached as a group leader).
+    process.kill(-child.pid, sig);
+  } catch {
+    try {
+      child.kill(sig);
+    } catch {
+      /* already gone */
+    }
+  }
+}
+
+export interface Spawned {
+  child: ChildProcess;
+  done: Promise<RunResult>;
+}
+
+/** Start a process; the returned promise resolves with its result whatever the exit code. */
+export function start(argv: readonly string[], opts: RunOptions = {}): Spawned {
+  const [cmd, ...args] = argv;
+  if (cmd === undefined) throw new Error('start: empty argv');
+  const inputIsStream = opts.input !== undefined && typeof opts.input === 'object' && 'pipe' in opts.input;
+  const child = spawn(cmd, args, {
+    cwd: opts.cwd,
+    env: { ...process.env, ...opts.env },
+    stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+    detached: true,
+  });
+  let timedOut = false;
+  let aborted = false;
+  const grace = opts.killGraceMs ?? 5000;
+  let killTimer: NodeJS.Timeout | undefined;
+  const stop = () => {
+    killTree(child, 'SIGTERM');
+    killTimer ??= setTimeout(() => killTree(child, 'SIGKILL'), grace);
+    killTimer.unref();
+  };
+  const timer =
+    opts.timeoutMs && opts.timeoutMs > 0
+      ? setTimeout(() => {
+          timedOut = true;
+          stop();
+        }, opts.timeoutMs)
+      : undefined;
+  const onAbort = () => {
+    aborted = true;
+    stop();
+  };
+  if (opts.signal) {
+    if (opts.signal.aborted) onAbort();
+    else opts.signal.addEventListener('abort', onAbort, { once: true });
+  }
+
+  const maxOut = opts.maxStdoutBytes ?? 64 * 1024 * 1024;
+  const outChunks: Buffer[] = [];
+  let outBytes = 0;
+  let outOverflow = false;
+  if (opts.stdoutTo) {
+    child.stdout?.pipe(opts.stdoutTo);
+  } else {
+    child.stdout?.on('data', (c: Buffer) => {
+      outBytes += c.length;
+      if (outBytes > maxOut) {
+        outOverflow = true;
+        return;
+      }
+      outChunks.push(c);
+    });
+  }
+  const tail = new Tail(STDERR_TAIL_BYTES);
+  let partial = '';
+  child.stderr?.setEncoding('utf8');
+  child.stderr?.on('data', (s: string) => {
+    tail.push(s);
+    if (opts.onStderrLine) {
+      const lines = (partial + s).split(/\r?\n|\r/);
+      partial = lines.pop() ?? '';
+      for (const l of lines) if (l) opts.onStderrLine(l);
+    }
+  });
+  if (opts.input !== undefined && child.stdin) {
+    child.stdin.on('error', () => {
+      /* EPIPE when the child exits early is reported through its exit status */
+    });
+    if (inputIsStream) (opts.input as Readable).pipe(child.stdin);
+    else child.stdin.end(opts.input);
+  }
+
+  const done = new Promise<RunResult>((resolve, reject) => {
+    child.once('error', (err) => {
+      if (timer) clearTimeout(timer);
+      reject(err);
+    });
+    child.once('close', (code, signal) => {
+      if (timer) clearTimeout(timer);
+      if (killTimer) clearTimeout(killTimer);
+      opts.signal?.removeEventListener('abort', onAbort);
+      if (partial && opts.onStderrLine) opts.onStderrLine(partial);
+      let stderrTail = tail.toString();
+      if (outOverflow) stderrTail += `\n[kopi-docka: stdout exceeded ${maxOut} bytes and was truncated]`;
+      resolve({
+        code: outOverflow && code === 0 ? 1 : code,
+        signal,
+        stdout: Buffer.concat(outChunks).toString('utf8'),
+        stderrTail,
+        timedOut,
+        aborted,
+      });
+    });
+  });
+  return { child, done };
+}
+
+/** Run to completion; resolves with the result whatever the exit code (callers judge output first). */
+export async function run(argv: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
+  return start(argv, opts).done;
+}
+
+/** Run and require exit code 0. */
+export async function runChecked(argv: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
+  const res = await run(argv, opts);
+  if (res.code !== 0) throw new ProcessError(argv[0] ?? '?', res);
+  return res;
+}
+
+export interface PipelineResult {
+  producer: RunResult;
+  consumer: RunResult;
+}
+
+/**
+ * producer | consumer, without a shell. Both exit statuses are reported: a consumer that succeeded on a
+ * truncated stream is still a failed pipeline when the producer failed.
+ */
+export async function pipeline(
+  producerArgv: readonly string[],
+  consumerArgv: readonly string[],
+  producerOpts: RunOptions,
+  consumerOpts: RunOptions,
+): Promise<PipelineResult> {
+  const { PassThrough } = await import('node:stream');
+  const link = new PassThrough();
+  const consumer = start(consumerArgv, { ...consumerOpts, input: link });
+  const producer = start(producerArgv, { ...producerOpts, stdoutTo: link });
+  // If the consumer dies first, stop the producer rather than letting it block on a full pipe.
+  void consumer.done.then(
+    (r) => {
+      if (r.code !== 0) killTree(producer.child, 'SIGTERM');
+    },
+    () => killTree(producer.child, 'SIGTERM'),
+  );
+  const [p, c] = await Promise.all([producer.done, consumer.done]);
+  return { producer: p, consumer: c };
+}
+
+/** Is `cmd` resolvable on PATH (or an existing absolute path)? */
+export async function which(cmd: string): Promise<string | undefined> {
+  const fsp = await import('node:fs/promises');
+  const path = await import('node:path');
+  const candidates = path.isAbsolute(cmd)
+    ? [cmd]
+    : (process.env.PATH ?? '').split(path.delimiter).map((d) => path.join(d, cmd));
+  for (const c of candidates) {
+    try {
+      await fsp.access(c, fsp.constants.X_OK);
+      return c;
+    } catch {
+      /* keep looking */
+    }
+  }
+  return undefined;
+}

@@ -1,0 +1,5 @@
+import type { Command } from '@commander-js/extra-typings';
+
+export function register(_program: Command): void {
+  // placeholder: the list command lands with its issue
+}

@@ -1,0 +1,55 @@
+#!/usr/bin/env node
+/** Parse → route → the single place that exits. */
+import { Command, CommanderError } from '@commander-js/extra-typings';
+import { VERSION } from './version.js';
+import { ExitCode, KopiDockaError, errorMessage } from './errors.js';
+import { exitState } from './cli/context.js';
+import { registerCommands } from './cli/commands/index.js';
+
+function buildProgram(): Command {
+  const program = new Command()
+    .name('kopi-docka')
+    .description('Cold, consistent backups of Docker Compose stacks and containers into Kopia repositories')
+    .version(VERSION, '-V, --version')
+    .option(
+      '-c, --config <path>',
+      'config file (default: KOPI_DOCKA_CONFIG, /etc/kopi-docka.conf, ~/.config/kopi-docka/config.conf)',
+    )
+    .option('--log-level <level>', 'debug | info | warning | error')
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride();
+  registerCommands(program);
+  return program;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+    return exitState.code;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // --help and --version end here with code 0; parse errors were already printed by commander.
+      return err.exitCode === 0 ? 0 : ExitCode.USAGE;
+    }
+    if (err instanceof KopiDockaError) {
+      process.stderr.write(`error: ${err.message}\n`);
+      if (err.hint) process.stderr.write(`hint: ${err.hint}\n`);
+      return err.exitCode;
+    }
+    process.stderr.write(`internal error: ${errorMessage(err)}\n`);
+    if (err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`);
+    return ExitCode.FAILURE;
+  }
+}
+
+main(process.argv).then(
+  (code) => {
+    // stdout/stderr are synchronous for files and pipes on Linux, so nothing written is lost here.
+    process.exit(code);
+  },
+  (err: unknown) => {
+    process.stderr.write(`fatal: ${errorMessage(err)}\n`);
+    process.exit(ExitCode.FAILURE);
+  },
+);
