@@ -1,5 +1,165 @@
+import { access, constants } from 'node:fs/promises';
 import type { Command } from '@commander-js/extra-typings';
+import { createDocker } from '../../adapters/docker.js';
+import { Kopia } from '../../adapters/kopia.js';
+import { nextBackupId } from '../../core/backup-id.js';
+import type { Plan } from '../../core/plan.js';
+import { selectUnits } from '../../core/plan.js';
+import { ExitCode, InterruptedError, RepositoryError, UsageError, errorMessage } from '../../errors.js';
+import {
+  measureSources,
+  planFor,
+  readLastBackupId,
+  runBackup,
+  writeLastBackupId,
+} from '../../pipeline/backup.js';
+import { discoverUnits } from '../../pipeline/discover.js';
+import { appendRun, type RunRecord } from '../../pipeline/history.js';
+import { acquireLock } from '../../pipeline/lock.js';
+import { replayJournal } from '../../pipeline/recover.js';
+import { createContext, exitState, globalsOf, type Context } from '../context.js';
+import { formatBytes } from '../format.js';
+import { paint, table } from '../output.js';
+import { withSignals } from '../signals.js';
 
-export function register(_program: Command): void {
-  // placeholder: the backup command lands with its issue
+function printPlan(ctx: Context, plan: Plan): void {
+  const { out } = ctx;
+  out.line(
+    paint(out, 'bold', `Backup plan ${plan.backupId}`) +
+      ` — host ${plan.user}@${plan.host}, mode ${plan.volumeMode}, ${plan.parallelWorkers} parallel worker(s)`,
+  );
+  if (plan.excludePatterns.length > 0) out.line(`excludes: ${plan.excludePatterns.join(', ')}`);
+  if (plan.units.length === 0) out.line('no units found: nothing would be backed up');
+  for (const u of plan.units) {
+    out.line();
+    out.line(paint(out, 'bold', `unit ${u.unit}`) + ` (${u.kind}, ${u.containers.length} container(s))`);
+    out.line(
+      `  stop:    ${u.stop.length ? u.stop.map((s) => `${s.container} (${s.timeoutSec}s)`).join(' → ') : '(nothing: no data to protect, or nothing running)'}`,
+    );
+    out.line(`  recipe:  ${u.recipe.composeFiles.join(', ') || '(no compose file)'} → ${u.recipe.kopiaPath}`);
+    for (const s of u.sources) {
+      const size = s.sizeBytes === undefined ? 'size unknown' : formatBytes(s.sizeBytes);
+      out.line(`  ${s.type.padEnd(6)}   ${s.name} (${s.hostPath}, ${size}) → ${s.kopiaPath}`);
+    }
+    out.line(
+      `  start:   ${u.start.length ? u.start.map((s) => `${s.container}${s.waitHealthy ? ' (wait healthy)' : ''}`).join(' → ') : '-'}`,
+    );
+    const notStarted = u.containers.filter(
+      (c) => !u.start.some((s) => s.id === c.id) && c.state !== 'running',
+    );
+    if (notStarted.length) out.line(`  stays stopped: ${notStarted.map((c) => c.name).join(', ')}`);
+    out.line(`  expected snapshots: ${u.expectedSnapshots} (recipe + ${u.sources.length} data)`);
+    for (const c of u.coverage.filter((e) => e.status !== 'backed-up')) {
+      out.line(
+        `  ${c.status}: ${c.container} ${c.kind} ${c.source} → ${c.destination}${c.reason ? ` (${c.reason})` : ''}`,
+      );
+    }
+    for (const w of u.warnings) out.line(paint(out, 'yellow', `  warning: ${w}`));
+  }
+}
+
+function printSummary(ctx: Context, rec: RunRecord): void {
+  ctx.out.line();
+  ctx.out.line(
+    table(
+      ['UNIT', 'STATUS', 'DOWNTIME(s)', 'DATA', 'SNAPSHOTS'],
+      rec.units.map((u) => [
+        u.unit,
+        u.status,
+        u.downtimeSec.toFixed(1),
+        formatBytes(u.bytes),
+        String(u.snapshots.length),
+      ]),
+    ),
+  );
+  for (const u of rec.units.filter((x) => x.error))
+    ctx.out.line(paint(ctx.out, 'red', `${u.unit}: ${u.error ?? ''}`));
+}
+
+export function register(program: Command): void {
+  program
+    .command('backup')
+    .description('cold backup of every unit (or --unit U): stop, snapshot recipe and data, start, retention')
+    .option('--dry-run', 'print the plan and change nothing (no container stopped, no repository access)')
+    .option(
+      '-u, --unit <name>',
+      'back up only this unit (repeatable)',
+      (v: string, prev: string[]) => [...prev, v],
+      [] as string[],
+    )
+    .option('--json', 'print the plan (dry-run) or the run summary as JSON')
+    .action(async (opts, cmd) => {
+      const ctx = createContext(globalsOf(cmd), opts.json);
+      const cfg = await ctx.config();
+      const docker = createDocker();
+      try {
+        const found = await discoverUnits(docker, { repositoryPath: cfg.kopia.repositoryPath });
+        for (const w of found.warnings) ctx.log.warn(w);
+        const { selected, unknown } = selectUnits(found.units, opts.unit);
+        if (unknown.length > 0) {
+          throw new UsageError(
+            `unknown unit${unknown.length > 1 ? 's' : ''}: ${unknown.join(', ')}`,
+            `known units: ${found.units.map((u) => u.name).join(', ') || '(none)'}`,
+          );
+        }
+
+        if (opts.dryRun) {
+          const plan = planFor(cfg, selected, nextBackupId(new Date()), found.dockerRootDir);
+          await measureSources(plan);
+          if (ctx.out.json) ctx.out.data({ dryRun: true, plan });
+          else printPlan(ctx, plan);
+          exitState.code = ExitCode.OK;
+          return;
+        }
+
+        const lock = await acquireLock(cfg.stateDir, 'backup');
+        try {
+          const replayed = await replayJournal(cfg.stateDir, docker, ctx.log);
+          if (replayed)
+            ctx.log.warn(`restarted containers a previous run left stopped: ${replayed.join(', ')}`);
+
+          // Pre-flight: nothing is stopped unless the repository is there and writable.
+          const kopia = new Kopia(cfg.kopia);
+          await kopia.assertSupported();
+          const status = await kopia.status();
+          if (!status || !(await kopia.isConfiguredRepository(status))) {
+            throw new RepositoryError(`not connected to the repository at ${cfg.kopia.repositoryPath}`, {
+              hint: 'run `kopi-docka init` first',
+            });
+          }
+          await access(cfg.kopia.repositoryPath, constants.W_OK).catch((err: unknown) => {
+            throw new RepositoryError(
+              `repository ${cfg.kopia.repositoryPath} is not writable: ${errorMessage(err)}`,
+            );
+          });
+
+          const backupId = nextBackupId(new Date(), await readLastBackupId(cfg.stateDir));
+          await writeLastBackupId(cfg.stateDir, backupId);
+          const plan = planFor(cfg, selected, backupId, found.dockerRootDir);
+          await measureSources(plan);
+          ctx.log.info(`backup ${backupId}: ${plan.units.length} unit(s)`);
+
+          const rec = await withSignals(ctx.log, (signal) =>
+            runBackup({ cfg, kopia, log: ctx.log, docker }, plan, selected, signal),
+          );
+          // Auto-maintenance is off on every call (it must not run while containers are down): run it here.
+          if (!rec.interrupted) {
+            await kopia
+              .maintenanceRunIfDue()
+              .catch((err: unknown) => ctx.log.warn(`repository maintenance failed: ${errorMessage(err)}`));
+          }
+          await appendRun(cfg.backup.backupBasePath, rec).catch((err: unknown) =>
+            ctx.log.warn(`could not record the run history: ${errorMessage(err)}`),
+          );
+          if (ctx.out.json) ctx.out.data(rec);
+          else printSummary(ctx, rec);
+          if (rec.interrupted) throw new InterruptedError(rec.interrupted as NodeJS.Signals);
+          exitState.code = rec.units.every((u) => u.status === 'ok') ? ExitCode.OK : ExitCode.FAILURE;
+        } finally {
+          await lock.release();
+        }
+      } finally {
+        docker.close();
+      }
+    });
 }

@@ -1,5 +1,211 @@
+import { statfs } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import type { Command } from '@commander-js/extra-typings';
+import { createDocker } from '../../adapters/docker.js';
+import { Kopia } from '../../adapters/kopia.js';
+import { run } from '../../adapters/process.js';
+import type { Config } from '../../config/types.js';
+import { ExitCode, errorMessage } from '../../errors.js';
+import { readJournal } from '../../pipeline/journal.js';
+import { lockState, readLock } from '../../pipeline/lock.js';
+import { createContext, exitState, globalsOf } from '../context.js';
+import { formatBytes } from '../format.js';
+import { paint } from '../output.js';
 
-export function register(_program: Command): void {
-  // placeholder: the doctor command lands with its issue
+type Level = 'OK' | 'WARN' | 'FAIL';
+interface Finding {
+  check: string;
+  level: Level;
+  detail: string;
+  hint?: string;
+}
+
+/** Free space of the nearest existing ancestor of `path` (the repository may not exist yet). */
+async function freeSpace(path: string): Promise<{ free: number; at: string } | undefined> {
+  for (let p = path; ; p = dirname(p)) {
+    try {
+      const s = await statfs(p);
+      return { free: s.bavail * s.bsize, at: p };
+    } catch {
+      if (p === dirname(p)) return undefined;
+    }
+  }
+}
+
+async function toolVersion(argv: string[]): Promise<string | undefined> {
+  try {
+    const r = await run(argv, { timeoutMs: 10_000 });
+    return r.code === 0 ? (r.stdout.split('\n')[0] ?? '').trim() : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+async function diagnose(cfg: Config): Promise<Finding[]> {
+  const f: Finding[] = [];
+  f.push({ check: 'node', level: 'OK', detail: process.version });
+
+  const docker = createDocker({ defaultTimeoutMs: 10_000 });
+  try {
+    const v = await docker.version();
+    f.push({
+      check: 'docker',
+      level: 'OK',
+      detail: `engine ${v.version}, API ${v.apiVersion} at ${docker.endpoint}`,
+    });
+  } catch (err) {
+    f.push({
+      check: 'docker',
+      level: 'FAIL',
+      detail: errorMessage(err),
+      hint: 'start dockerd and run kopi-docka as root (or a member of the docker group)',
+    });
+  } finally {
+    docker.close();
+  }
+
+  const tar = await toolVersion(['tar', '--version']);
+  f.push(
+    tar?.includes('GNU')
+      ? { check: 'tar', level: 'OK', detail: tar }
+      : {
+          check: 'tar',
+          level: cfg.backup.volumeMode === 'tar' ? 'FAIL' : 'WARN',
+          detail: tar ?? 'not found',
+          hint: 'install GNU tar (apt-get install tar); needed for volume_mode = tar',
+        },
+  );
+  for (const [tool, pkg] of [
+    ['getfattr', 'attr'],
+    ['getfacl', 'acl'],
+  ] as const) {
+    const found = await toolVersion([tool, '--version']);
+    f.push(
+      found
+        ? { check: tool, level: 'OK', detail: found }
+        : {
+            check: tool,
+            level: 'WARN',
+            detail: 'not found',
+            hint: `apt-get install ${pkg}: without it direct mode cannot keep ${tool === 'getfattr' ? 'extended attributes' : 'POSIX ACLs'}`,
+          },
+    );
+  }
+
+  f.push({
+    check: 'config',
+    level: cfg.warnings.length > 0 ? 'WARN' : 'OK',
+    detail: cfg.file ? `${cfg.file}` : 'embedded default (no config file)',
+    ...(cfg.warnings.length > 0 ? { hint: cfg.warnings.join('; ') } : {}),
+  });
+
+  const kopia = new Kopia(cfg.kopia);
+  let kopiaOk = false;
+  try {
+    await kopia.assertSupported();
+    f.push({ check: 'kopia', level: 'OK', detail: `v${await kopia.version()}` });
+    kopiaOk = true;
+  } catch (err) {
+    f.push({
+      check: 'kopia',
+      level: 'FAIL',
+      detail: errorMessage(err),
+      hint: 'run scripts/provision.sh or install kopia',
+    });
+  }
+  if (kopiaOk) {
+    try {
+      const st = await kopia.status();
+      f.push(
+        st && (await kopia.isConfiguredRepository(st))
+          ? {
+              check: 'repository',
+              level: 'OK',
+              detail: `connected to ${cfg.kopia.repositoryPath} as ${cfg.kopia.username}@${cfg.kopia.hostname}`,
+            }
+          : {
+              check: 'repository',
+              level: 'FAIL',
+              detail: `not connected to ${cfg.kopia.repositoryPath}`,
+              hint: 'run `kopi-docka init`',
+            },
+      );
+    } catch (err) {
+      f.push({
+        check: 'repository',
+        level: 'FAIL',
+        detail: errorMessage(err),
+        hint: 'run `kopi-docka init`',
+      });
+    }
+  }
+
+  for (const [what, path] of [
+    ['repository space', cfg.kopia.repositoryPath],
+    ['cache space', cfg.kopia.cacheDirectory],
+  ] as const) {
+    const s = await freeSpace(path);
+    if (!s) f.push({ check: what, level: 'WARN', detail: `cannot stat ${path}` });
+    else {
+      const low = s.free < 1024 ** 3;
+      f.push({
+        check: what,
+        level: low ? 'WARN' : 'OK',
+        detail: `${formatBytes(s.free)} free at ${s.at}`,
+        ...(low ? { hint: 'less than 1 GiB free: backups may fail' } : {}),
+      });
+    }
+  }
+
+  const lock = await lockState(cfg.stateDir);
+  const holder = await readLock(cfg.stateDir);
+  f.push(
+    lock === 'held'
+      ? {
+          check: 'lock',
+          level: 'OK',
+          detail: `held by ${holder?.command ?? '?'} (pid ${holder?.pid ?? '?'})`,
+        }
+      : lock === 'stale'
+        ? {
+            check: 'lock',
+            level: 'WARN',
+            detail: `stale lock of dead pid ${holder?.pid ?? '?'}`,
+            hint: 'the next run takes it over',
+          }
+        : { check: 'lock', level: 'OK', detail: 'free' },
+  );
+  const journal = await readJournal(cfg.stateDir).catch(() => undefined);
+  if (journal) {
+    f.push({
+      check: 'journal',
+      level: 'FAIL',
+      detail: `backup ${journal.backupId} left ${journal.containers.map((c) => c.name).join(', ')} stopped`,
+      hint: 'run `kopi-docka recover`',
+    });
+  }
+  return f;
+}
+
+export function register(program: Command): void {
+  program
+    .command('doctor')
+    .description('check Docker, Kopia, tools, config, repository, free space and lock; OK / WARN / FAIL each')
+    .option('--json', 'print the findings as JSON')
+    .action(async (opts, cmd) => {
+      const ctx = createContext(globalsOf(cmd), opts.json);
+      const cfg = await ctx.config();
+      const findings = await diagnose(cfg);
+      if (ctx.out.json) ctx.out.data({ findings });
+      for (const x of findings) {
+        const tag = paint(
+          ctx.out,
+          x.level === 'OK' ? 'green' : x.level === 'WARN' ? 'yellow' : 'red',
+          x.level.padEnd(4),
+        );
+        ctx.out.line(`${tag}  ${x.check.padEnd(16)} ${x.detail}`);
+        if (x.hint && x.level !== 'OK') ctx.out.line(`      ${''.padEnd(16)} → ${x.hint}`);
+      }
+      exitState.code = findings.some((x) => x.level === 'FAIL') ? ExitCode.FAILURE : ExitCode.OK;
+    });
 }

@@ -1,5 +1,26 @@
 import type { Command } from '@commander-js/extra-typings';
+import { createDocker } from '../../adapters/docker.js';
+import { acquireLock } from '../../pipeline/lock.js';
+import { replayJournal } from '../../pipeline/recover.js';
+import { createContext, exitState, globalsOf } from '../context.js';
 
-export function register(_program: Command): void {
-  // placeholder: the recover command lands with its issue
+export function register(program: Command): void {
+  program
+    .command('recover')
+    .description('start the containers a crashed or killed backup left stopped (replays the journal)')
+    .action(async (_opts, cmd) => {
+      const ctx = createContext(globalsOf(cmd));
+      const cfg = await ctx.config();
+      const lock = await acquireLock(cfg.stateDir, 'recover');
+      const docker = createDocker();
+      try {
+        const started = await replayJournal(cfg.stateDir, docker, ctx.log);
+        if (started === undefined) ctx.out.line('nothing to recover: no run left containers stopped');
+        else ctx.out.line(`started again: ${started.join(', ') || '(none needed)'}`);
+        exitState.code = 0;
+      } finally {
+        docker.close();
+        await lock.release();
+      }
+    });
 }

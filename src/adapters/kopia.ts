@@ -1,0 +1,1253 @@
+/**
+ * The Kopia adapter: one typed method per `kopia` command kopi-docka uses, each building an argv array
+ * and running it through ./process.js. Contract details (flags, JSON shapes, pitfalls) are in
+ * /work/shared/reference/kopia-cli.md; where the real v0.23.1 binary behaved differently, the comment
+ * next to the code says so.
+ *
+ * Every call:
+ *  - passes `--config-file=<absolute>` (kopi-docka's own profile, never the user's default one),
+ *  - passes `--log-dir=<dir>` (or `--disable-file-logging`) so nothing depends on $HOME,
+ *  - passes `--no-progress` (or `--progress` when the caller asked for progress lines),
+ *  - passes `--no-auto-maintenance`: maintenance is run explicitly (maintenanceRun*), so a write
+ *    command's exit code says only whether *that* command worked (reference §3.7),
+ *  - puts the password only into the child's KOPIA_PASSWORD (never argv, never a log line),
+ *  - sets KOPIA_CHECK_FOR_UPDATES=false, and leaves stdin /dev/null so kopia can never prompt.
+ * Output is judged JSON first, exit code second (reference §3.7, §11.4).
+ */
+import { createHash } from 'node:crypto';
+import { mkdir, mkdtemp, realpath, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import type { Readable, Writable } from 'node:stream';
+import { finished } from 'node:stream/promises';
+import type { KopiaSettings } from '../config/types.js';
+import { DependencyError, KopiDockaError, RepositoryError } from '../errors.js';
+import { run, type RunOptions, type RunResult } from './process.js';
+
+export const MIN_KOPIA_VERSION = '0.23.0';
+/** Policy target meaning `--global`. */
+export const GLOBAL_POLICY = '(global)';
+
+const INSTALL_HINT =
+  'install Kopia >= 0.23.0 (https://kopia.io/docs/installation/ or `go install github.com/kopia/kopia@v0.23.1`), ' +
+  'put it on PATH or set KOPI_DOCKA_KOPIA_BIN to its absolute path';
+
+// ---------------------------------------------------------------------------------------------------
+// Types of kopia's JSON output (reference §2.3, §4.1, §6.7, §7.1). Optional where kopia may omit.
+
+export interface SnapshotSource {
+  host: string;
+  userName: string;
+  path: string;
+}
+
+export interface DirSummary {
+  size: number;
+  files: number;
+  symlinks: number;
+  dirs: number;
+  maxTime?: string;
+  incomplete?: string;
+  numFailed: number;
+  numIgnoredErrors?: number;
+  errors?: { path: string; error: string }[];
+}
+
+export interface SnapshotRootEntry {
+  name: string;
+  /** 'd' directory, 'f' file, 's' symlink. */
+  type: string;
+  mode: string;
+  /** Size of the root inode itself (omitted by kopia when 0); the data size is summ.size. */
+  size?: number;
+  mtime: string;
+  /** Omitted by kopia when 0. */
+  uid?: number;
+  gid?: number;
+  /** Root object ID: `kopia show <obj>/<name>` reads a child. */
+  obj: string;
+  summ?: DirSummary;
+}
+
+export interface SnapshotStats {
+  totalSize?: number;
+  excludedTotalSize?: number;
+  fileCount?: number;
+  cachedFiles?: number;
+  nonCachedFiles?: number;
+  dirCount?: number;
+  excludedFileCount?: number;
+  excludedDirCount?: number;
+  ignoredErrorCount?: number;
+  errorCount?: number;
+}
+
+export interface SnapshotManifest {
+  /** 32-hex manifest ID (what delete/restore take). */
+  id: string;
+  source: SnapshotSource;
+  description: string;
+  /** RFC3339 with nanoseconds, UTC. Kept as the original string (Date would truncate to ms). */
+  startTime: string;
+  endTime: string;
+  /** 'checkpoint' | 'canceled' | 'limit reached'; absent when the snapshot is complete. */
+  incomplete?: string;
+  rootEntry: SnapshotRootEntry;
+  /** Raw kopia tags, keys prefixed with `tag:`; use tagsOf() for the plain ones. */
+  tags?: Record<string, string>;
+  pins?: string[];
+  /** Only in `snapshot list`; empty/absent means the next expiry deletes it. */
+  retentionReason?: string[];
+  /** Only in `snapshot list` (create omits it unless --json-verbose). */
+  stats?: SnapshotStats;
+}
+
+export interface RepoStatus {
+  configFile: string;
+  uniqueIDHex?: string;
+  clientOptions: {
+    hostname: string;
+    username: string;
+    readonly?: boolean;
+    description?: string;
+    enableActions?: boolean;
+    formatBlobCacheDuration?: number;
+  };
+  storage?: { type: string; config: Record<string, unknown> };
+  volume?: { capacity?: number; available?: number };
+  contentFormat?: { hash?: string; encryption?: string; version?: number; [k: string]: unknown };
+  objectFormat?: { splitter?: string };
+  blobRetention?: { retentionMode?: string; retentionPeriod?: number };
+}
+
+/** A policy as kopia prints it. Every key is optional (v0.22.0 omitted empty sections, §9). */
+export interface KopiaPolicy {
+  retention?: {
+    keepLatest?: number;
+    keepHourly?: number;
+    keepDaily?: number;
+    keepWeekly?: number;
+    keepMonthly?: number;
+    keepAnnual?: number;
+    ignoreIdenticalSnapshots?: boolean;
+  };
+  files?: {
+    ignore?: string[];
+    noParentIgnore?: boolean;
+    ignoreDotFiles?: string[];
+    noParentDotFiles?: boolean;
+    ignoreCacheDirs?: boolean;
+    maxFileSize?: number;
+    oneFileSystem?: boolean;
+  };
+  errorHandling?: {
+    ignoreFileErrors?: boolean;
+    ignoreDirectoryErrors?: boolean;
+    ignoreUnknownTypes?: boolean;
+  };
+  scheduling?: {
+    intervalSeconds?: number;
+    timeOfDay?: { hour: number; min: number }[];
+    cron?: string[];
+    manual?: boolean;
+    runMissed?: boolean;
+  };
+  compression?: {
+    compressorName?: string;
+    onlyCompress?: string[];
+    neverCompress?: string[];
+    minSize?: number;
+    maxSize?: number;
+  };
+  metadataCompression?: { compressorName?: string };
+  splitter?: { algorithm?: string };
+  actions?: Record<string, unknown>;
+  osSnapshots?: Record<string, unknown>;
+  logging?: Record<string, unknown>;
+  upload?: { maxParallelSnapshots?: number; maxParallelFileReads?: number; parallelUploadAboveSize?: number };
+  noParent?: boolean;
+}
+
+/** An entry of `policy list --json`: a policy that is *defined* for exactly this target. */
+export interface DefinedPolicy extends KopiaPolicy {
+  id: string;
+  /** All empty strings for the global policy; path "" for user@host and @host policies. */
+  target: SnapshotSource;
+}
+
+export interface MaintenanceInfo {
+  owner: string;
+  quick?: { enabled?: boolean; interval?: number };
+  full?: { enabled?: boolean; interval?: number };
+  schedule?: {
+    nextFullMaintenance?: string;
+    nextQuickMaintenance?: string;
+    runs?: Record<string, { start: string; end: string; success?: boolean; error?: string }[]> | null;
+  };
+  [k: string]: unknown;
+}
+
+export interface DesiredPolicy {
+  keepLatest?: number;
+  keepHourly?: number;
+  keepDaily?: number;
+  keepWeekly?: number;
+  keepMonthly?: number;
+  keepAnnual?: number;
+  compression?: string;
+  /** The exact set of gitignore-style patterns (kopia stores them as a sorted set). */
+  ignore?: string[];
+}
+
+export interface CallOptions {
+  /** Kill kopia after this many ms (undefined/0 = no limit). */
+  timeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+export interface SnapshotCreateOptions extends CallOptions {
+  /** `user@host:/abs/path`, the identity the snapshot is recorded under. */
+  source: string;
+  tags: Record<string, string>;
+  description?: string;
+  /**
+   * Called with every stderr line (kopia's progress line, refreshed every couple of seconds, and its
+   * log lines). Giving it switches kopia's progress output on.
+   */
+  onProgress?: (line: string) => void;
+}
+
+export interface RestoreOptions extends CallOptions {
+  skipOwners?: boolean;
+  skipPermissions?: boolean;
+  skipTimes?: boolean;
+  /** Remove files in the target that are not in the snapshot (v0.21+). */
+  deleteExtra?: boolean;
+  /** Kopia's default is true (chown/chmod failures ignored); pass false for exact restores as root. */
+  ignorePermissionErrors?: boolean;
+}
+
+export type EnsureResult = 'created' | 'connected' | 'already-connected';
+
+/** How a kopia call failed, as far as we can tell from its output. */
+export type KopiaFailure =
+  | 'wrong-password'
+  | 'not-connected'
+  | 'not-initialized'
+  | 'storage-missing'
+  | 'not-owner'
+  | 'not-found'
+  | 'snapshot-failed'
+  | 'nothing-saved'
+  | 'unexpected-output'
+  | 'timeout'
+  | 'aborted'
+  | 'killed'
+  | 'failed';
+
+/** The runner the adapter uses; tests substitute a fake one (never in integration tests). */
+export type KopiaRunner = (argv: readonly string[], opts: RunOptions) => Promise<RunResult>;
+
+export interface KopiaOptions {
+  /** Directory for kopia's own log files; default `<cacheDirectory>/logs`; false = no file logs. */
+  logDir?: string | false;
+  /** Debug sink for the argv of each call (argv never contains the password). */
+  debug?: (msg: string) => void;
+  runner?: KopiaRunner;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Errors
+
+/**
+ * A kopia command failed. A RepositoryError (exit 5) that also carries what kopia said: its exit
+ * code, signal, the tail of its stderr, whether we timed it out or aborted it, and — for snapshot
+ * failures — the manifest kopia saved anyway (it does save one with numFailed > 0 or incomplete).
+ */
+export class KopiaError extends RepositoryError {
+  readonly reason: KopiaFailure;
+  readonly command: string;
+  readonly code: number | null;
+  readonly signal: string | null;
+  readonly stderrTail: string;
+  readonly timedOut: boolean;
+  readonly aborted: boolean;
+  readonly manifest: SnapshotManifest | undefined;
+  constructor(
+    message: string,
+    o: {
+      reason: KopiaFailure;
+      command: string;
+      result?: Partial<RunResult>;
+      hint?: string;
+      manifest?: SnapshotManifest;
+      cause?: unknown;
+    },
+  ) {
+    super(message, {
+      ...(o.hint === undefined ? {} : { hint: o.hint }),
+      ...(o.cause === undefined ? {} : { cause: o.cause }),
+    });
+    this.reason = o.reason;
+    this.command = o.command;
+    this.code = o.result?.code ?? null;
+    this.signal = o.result?.signal ?? null;
+    this.stderrTail = o.result?.stderrTail ?? '';
+    this.timedOut = o.result?.timedOut ?? false;
+    this.aborted = o.result?.aborted ?? false;
+    this.manifest = o.manifest;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Pure helpers (exported for unit tests and for other modules)
+
+/** Plain tags of a manifest: the `tag:` prefix kopia adds is stripped, other labels dropped. */
+export function tagsOf(m: Pick<SnapshotManifest, 'tags'>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(m.tags ?? {})) if (k.startsWith('tag:')) out[k.slice(4)] = v;
+  return out;
+}
+
+/** Parse `user@host:/abs/path` (kopia's split rule: first `@`, then first `:` after it). */
+export function parseSource(source: string): SnapshotSource {
+  const at = source.indexOf('@');
+  const colon = at < 0 ? -1 : source.indexOf(':', at + 1);
+  if (at <= 0 || colon < 0) {
+    throw new KopiDockaError(`invalid Kopia source "${source}": expected user@host:/absolute/path`);
+  }
+  const userName = source.slice(0, at);
+  const host = source.slice(at + 1, colon);
+  const p = source.slice(colon + 1);
+  if (!host || !p.startsWith('/')) {
+    throw new KopiDockaError(`invalid Kopia source "${source}": expected user@host:/absolute/path`);
+  }
+  return { userName, host, path: p };
+}
+
+/**
+ * `user@host:/abs/path` with the path normalized and no trailing slash. Kopia takes the path of
+ * --override-source verbatim, so `/v/db/` and `/v/db` would be two sources with separate retention.
+ */
+export function normalizeSource(source: string): string {
+  const s = parseSource(source);
+  let p = path.posix.normalize(s.path);
+  if (p.length > 1 && p.endsWith('/')) p = p.slice(0, -1);
+  return `${s.userName}@${s.host}:${p}`;
+}
+
+/** `--tags=k:v` per tag, sorted by key so the argv is deterministic. */
+export function tagFlags(tags: Record<string, string>): string[] {
+  return Object.keys(tags)
+    .sort()
+    .map((k) => {
+      // kopia splits on the first ':' only, so a ':' in the key would silently change key and value.
+      if (k === '' || k.includes(':')) throw new KopiDockaError(`invalid snapshot tag key "${k}"`);
+      return `--tags=${k}:${tags[k] ?? ''}`;
+    });
+}
+
+/** Parse a kopia version line (`v0.23.1 build: …` or `0.23.1 build: …`) into "0.23.1". */
+export function parseKopiaVersion(text: string): string | undefined {
+  const m = /\bv?(\d+)\.(\d+)\.(\d+)/.exec(text);
+  return m ? `${m[1]}.${m[2]}.${m[3]}` : undefined;
+}
+
+/** Negative, zero or positive like a sort comparator, for x.y.z versions. */
+export function compareVersions(a: string, b: string): number {
+  const pa = a.split('.').map(Number);
+  const pb = b.split('.').map(Number);
+  for (let i = 0; i < 3; i++) {
+    const d = (pa[i] ?? 0) - (pb[i] ?? 0);
+    if (d !== 0) return d;
+  }
+  return 0;
+}
+
+/** Which kind of failure the stderr text describes, and what the user can do about it. */
+export function classifyStderr(stderr: string): { reason: KopiaFailure; hint?: string } {
+  if (/invalid repository password/i.test(stderr)) {
+    return {
+      reason: 'wrong-password',
+      hint: 'the configured password does not open this repository; set the password it was created with',
+    };
+  }
+  if (/repository is not connected/i.test(stderr)) {
+    return { reason: 'not-connected', hint: 'run `kopi-docka init` to connect to the repository' };
+  }
+  if (/repository not initialized/i.test(stderr)) {
+    return { reason: 'not-initialized', hint: 'run `kopi-docka init` to create the repository' };
+  }
+  if (/cannot access storage path|no such file or directory/i.test(stderr)) {
+    return {
+      reason: 'storage-missing',
+      hint: 'check that the repository path exists, is mounted and is readable',
+    };
+  }
+  if (/must be run by designated user/i.test(stderr)) {
+    return { reason: 'not-owner', hint: 'another user@host owns maintenance of this repository' };
+  }
+  if (/no snapshots matched|not found/i.test(stderr)) return { reason: 'not-found' };
+  return { reason: 'failed' };
+}
+
+/** The last non-empty line of stderr: kopia logs the action's error as its final line (§1.6). */
+function lastLine(text: string): string {
+  const lines = text
+    .split(/\r?\n|\r/)
+    .map((l) => l.trim())
+    .filter(Boolean);
+  return lines[lines.length - 1] ?? '';
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function unexpected(what: string, detail: string, result?: Partial<RunResult>): KopiaError {
+  return new KopiaError(`unexpected output from kopia ${what}: ${detail}`, {
+    reason: 'unexpected-output',
+    command: `kopia ${what}`,
+    ...(result === undefined ? {} : { result }),
+    hint: `kopi-docka supports Kopia >= ${MIN_KOPIA_VERSION}; check \`kopia --version\``,
+  });
+}
+
+function parseJson(text: string, what: string, result?: Partial<RunResult>): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    const snippet = text.trim().slice(0, 200);
+    throw unexpected(what, snippet ? `not JSON: ${snippet}` : 'no output', result);
+  }
+}
+
+/** Minimal shape check: the fields later code relies on exist with the right types. */
+export function asManifest(v: unknown, what = 'snapshot'): SnapshotManifest {
+  const ok =
+    isRecord(v) &&
+    typeof v.id === 'string' &&
+    isRecord(v.source) &&
+    typeof v.source.host === 'string' &&
+    typeof v.source.userName === 'string' &&
+    typeof v.source.path === 'string' &&
+    typeof v.startTime === 'string' &&
+    isRecord(v.rootEntry) &&
+    typeof v.rootEntry.obj === 'string' &&
+    typeof v.rootEntry.type === 'string' &&
+    (v.tags === undefined || isRecord(v.tags)) &&
+    (v.rootEntry.summ === undefined || isRecord(v.rootEntry.summ));
+  if (!ok) throw unexpected(what, `not a snapshot manifest: ${JSON.stringify(v).slice(0, 200)}`);
+  const m = v as unknown as SnapshotManifest;
+  // kopia omits these when empty; give callers a uniform shape.
+  m.description ??= '';
+  m.endTime ??= m.startTime;
+  return m;
+}
+
+function asStatus(v: unknown): RepoStatus {
+  if (
+    !isRecord(v) ||
+    typeof v.configFile !== 'string' ||
+    !isRecord(v.clientOptions) ||
+    typeof v.clientOptions.hostname !== 'string' ||
+    typeof v.clientOptions.username !== 'string' ||
+    (v.storage !== undefined && (!isRecord(v.storage) || typeof v.storage.type !== 'string'))
+  ) {
+    throw unexpected('repository status', JSON.stringify(v).slice(0, 200));
+  }
+  return v as unknown as RepoStatus;
+}
+
+function asPolicy(v: unknown, what: string): KopiaPolicy {
+  if (!isRecord(v)) throw unexpected(what, JSON.stringify(v).slice(0, 200));
+  for (const k of ['retention', 'files', 'compression'] as const) {
+    if (v[k] !== undefined && !isRecord(v[k])) throw unexpected(what, `"${k}" is not an object`);
+  }
+  if (isRecord(v.files) && v.files.ignore !== undefined && !Array.isArray(v.files.ignore)) {
+    throw unexpected(what, '"files.ignore" is not an array');
+  }
+  return v;
+}
+
+/** The filesystem repository path a status points at, if it is a filesystem repository. */
+export function statusStoragePath(st: RepoStatus): string | undefined {
+  const p = st.storage?.type === 'filesystem' ? st.storage.config.path : undefined;
+  return typeof p === 'string' ? p : undefined;
+}
+
+/** `policy list` target triple for a policy target string. */
+export function policyTargetOf(target: string): SnapshotSource {
+  if (target === GLOBAL_POLICY) return { host: '', userName: '', path: '' };
+  if (target.startsWith('@') && !target.includes(':'))
+    return { host: target.slice(1), userName: '', path: '' };
+  if (!target.includes(':')) {
+    const at = target.indexOf('@');
+    if (at > 0) return { userName: target.slice(0, at), host: target.slice(at + 1), path: '' };
+  }
+  return parseSource(normalizeSource(target));
+}
+
+/** The `policy set` flags that turn `current` (a defined policy or none) into `desired`. */
+export function policyDiffFlags(current: KopiaPolicy | undefined, desired: DesiredPolicy): string[] {
+  const flags: string[] = [];
+  const keep: [keyof DesiredPolicy & `keep${string}`, string][] = [
+    ['keepLatest', 'keep-latest'],
+    ['keepHourly', 'keep-hourly'],
+    ['keepDaily', 'keep-daily'],
+    ['keepWeekly', 'keep-weekly'],
+    ['keepMonthly', 'keep-monthly'],
+    ['keepAnnual', 'keep-annual'],
+  ];
+  for (const [key, flag] of keep) {
+    const want = desired[key];
+    if (want === undefined) continue;
+    if (!Number.isInteger(want) || want < 0) throw new KopiDockaError(`invalid ${flag} value ${want}`);
+    if (current?.retention?.[key] !== want) flags.push(`--${flag}=${want}`);
+  }
+  if (desired.compression !== undefined) {
+    if (desired.compression === 'lz4') {
+      // Kopia 0.23 still lists lz4 but can no longer read data written with it (§6.3, §9).
+      throw new KopiDockaError('compression "lz4" is unsupported since Kopia 0.23', {
+        hint: 'use zstd, zstd-fastest, s2-default, pgzip or none',
+      });
+    }
+    if (current?.compression?.compressorName !== desired.compression) {
+      flags.push(`--compression=${desired.compression}`);
+    }
+  }
+  if (desired.ignore !== undefined) {
+    // Kopia keeps ignore rules as a sorted set and applies add, then remove, then clear within one
+    // `policy set` (verified on 0.23.1: `--clear-ignore --add-ignore=x` leaves the list EMPTY). So we
+    // send the set difference, which is correct in a single call.
+    const have = new Set(current?.files?.ignore ?? []);
+    const want = new Set(desired.ignore);
+    for (const p of [...have].sort()) if (!want.has(p)) flags.push(`--remove-ignore=${p}`);
+    for (const p of [...want].sort()) if (!have.has(p)) flags.push(`--add-ignore=${p}`);
+  }
+  return flags;
+}
+
+function describeResult(r: Partial<RunResult>): string {
+  if (r.timedOut) return 'timed out';
+  if (r.aborted) return 'was aborted';
+  if (r.signal) return `was killed by ${r.signal}`;
+  return `exited with code ${String(r.code)}`;
+}
+
+/**
+ * Judge the output of `kopia snapshot create --json` for ONE source: the JSON first, the exit code
+ * second (reference §3.6, §3.7, §11.4). Returns the manifest only when kopia saved a complete snapshot
+ * without fatal errors; otherwise throws a KopiaError that carries the manifest if one was saved.
+ */
+export function parseSnapshotCreateOutput(result: RunResult, what = 'snapshot create'): SnapshotManifest {
+  const command = `kopia ${what}`;
+  const lines = result.stdout
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean);
+  const manifests: SnapshotManifest[] = [];
+  for (const line of lines) {
+    // A killed kopia may leave a truncated last line; that is "no manifest", not a crash.
+    if (!line.startsWith('{')) throw unexpected(what, `not JSON: ${line.slice(0, 200)}`, result);
+    manifests.push(asManifest(parseJson(line, what, result), what));
+  }
+  if (manifests.length > 1) throw unexpected(what, `${manifests.length} manifests for one source`, result);
+  const m = manifests[0];
+  const tail = lastLine(result.stderrTail);
+  if (m) {
+    const src = `${m.source.userName}@${m.source.host}:${m.source.path}`;
+    if (m.incomplete) {
+      const why = result.timedOut || result.aborted ? ` (kopia ${describeResult(result)})` : '';
+      throw new KopiaError(`snapshot ${m.id} of ${src} is incomplete: ${m.incomplete}${why}`, {
+        reason: result.timedOut ? 'timeout' : result.aborted ? 'aborted' : 'snapshot-failed',
+        command,
+        result,
+        manifest: m,
+        hint: 'the snapshot was cut short; run the backup again',
+      });
+    }
+    const summ = m.rootEntry.summ;
+    if (summ && summ.numFailed > 0) {
+      const errs = summ.errors ?? [];
+      const listed = errs.map((e) => `${e.path}: ${e.error}`).join('; ');
+      const more = summ.numFailed > errs.length ? ` (and ${summ.numFailed - errs.length} more)` : '';
+      throw new KopiaError(
+        `snapshot ${m.id} of ${src} failed to read ${summ.numFailed} entr${summ.numFailed === 1 ? 'y' : 'ies'}: ${listed}${more}`,
+        {
+          reason: 'snapshot-failed',
+          command,
+          result,
+          manifest: m,
+          hint: 'check permissions of the listed paths (kopia must be able to read every file)',
+        },
+      );
+    }
+    if (result.code !== 0) {
+      // Complete and without file errors, yet kopia failed afterwards (e.g. auto-maintenance on
+      // v0.22+, which we disable). Conservative: report it, with the saved manifest attached.
+      throw new KopiaError(
+        `kopia saved snapshot ${m.id} of ${src} but ${describeResult(result)}${tail ? `: ${tail}` : ''}`,
+        { reason: 'failed', command, result, manifest: m },
+      );
+    }
+    return m;
+  }
+  if (result.timedOut || result.aborted || result.signal) {
+    throw new KopiaError(`kopia ${what} ${describeResult(result)} before saving a snapshot`, {
+      reason: result.timedOut ? 'timeout' : result.aborted ? 'aborted' : 'killed',
+      command,
+      result,
+    });
+  }
+  if (result.code === 0) {
+    throw new KopiaError('kopia saved no snapshot', {
+      reason: 'nothing-saved',
+      command,
+      result,
+      hint:
+        'kopia skips a snapshot identical to the previous one when the policy has ' +
+        'ignore-identical-snapshots=true; kopi-docka needs it false (`kopia policy show` for the source)',
+    });
+  }
+  const c = classifyStderr(result.stderrTail);
+  throw new KopiaError(`kopia ${what} failed: ${tail || describeResult(result)}`, {
+    reason: c.reason === 'failed' ? 'snapshot-failed' : c.reason,
+    command,
+    result,
+    ...(c.hint === undefined ? {} : { hint: c.hint }),
+  });
+}
+
+// ---------------------------------------------------------------------------------------------------
+
+interface ExecOptions extends CallOptions {
+  /** Use this config file instead of the configured one (the probe connect). */
+  configFile?: string;
+  /** Cache directory exported as KOPIA_CACHE_DIRECTORY (the probe connect uses its own). */
+  cacheDirectory?: string;
+  progress?: boolean;
+  onStderrLine?: (line: string) => void;
+  stdoutTo?: Writable;
+  input?: Readable;
+}
+
+export class Kopia {
+  readonly settings: KopiaSettings;
+  readonly configFile: string;
+  /**
+   * Kopia's own cache: a subdirectory of cacheDirectory per kopia config file. Kopia caches the
+   * repository's format blob there (so two repositories must never share one), and a failed
+   * connect/create `rm -rf`s it (verified on 0.23.1), so nothing else may live in it.
+   */
+  readonly kopiaCacheDirectory: string;
+  readonly logDir: string | false;
+  private readonly runner: KopiaRunner;
+  private readonly debug: ((msg: string) => void) | undefined;
+
+  constructor(settings: KopiaSettings, opts: KopiaOptions = {}) {
+    this.settings = settings;
+    // Kopia resolves a bare name against ~/.config/kopia; always hand it an absolute path (§1.1).
+    this.configFile = path.resolve(settings.kopiaConfigFile);
+    const digest = createHash('sha256').update(this.configFile).digest('hex').slice(0, 12);
+    this.kopiaCacheDirectory = path.join(path.resolve(settings.cacheDirectory), `kopia-${digest}`);
+    this.logDir = opts.logDir ?? path.join(path.resolve(settings.cacheDirectory), 'logs');
+    this.runner = opts.runner ?? run;
+    this.debug = opts.debug;
+  }
+
+  /** The `user@host` this client records snapshots and policies under. */
+  get identity(): string {
+    return `${this.settings.username}@${this.settings.hostname}`;
+  }
+
+  /** `user@host:/abs/path` for a path under this client's identity (normalized). */
+  sourceFor(p: string): string {
+    return normalizeSource(`${this.identity}:${p}`);
+  }
+
+  /** The child's environment: the only place the password goes. */
+  env(cacheDirectory = this.kopiaCacheDirectory): Record<string, string | undefined> {
+    return {
+      KOPIA_PASSWORD: this.settings.password,
+      KOPIA_CHECK_FOR_UPDATES: 'false',
+      // An absolute KOPIA_CACHE_DIRECTORY overrides the cache dir stored at connect on every open
+      // (§1.3), so the configured one always wins, even after it was changed in kopi-docka's config.
+      KOPIA_CACHE_DIRECTORY: path.resolve(cacheDirectory),
+      // Neutralise the user's own kopia environment: we pass these as flags, and a stray
+      // KOPIA_SNAPSHOT_FAIL_FAST or keyring setting would change behaviour behind our back.
+      KOPIA_CONFIG_PATH: undefined,
+      KOPIA_LOG_DIR: undefined,
+      KOPIA_PERSIST_CREDENTIALS_ON_CONNECT: undefined,
+      KOPIA_USE_KEYRING: undefined,
+      KOPIA_SNAPSHOT_FAIL_FAST: undefined,
+    };
+  }
+
+  /** The full argv of a call: subcommand, its flags, our common flags, then `--` and positionals. */
+  argv(
+    sub: readonly string[],
+    flags: readonly string[],
+    positionals: readonly string[] = [],
+    o: { configFile?: string; progress?: boolean } = {},
+  ): string[] {
+    const common = [
+      `--config-file=${o.configFile ?? this.configFile}`,
+      this.logDir === false ? '--disable-file-logging' : `--log-dir=${this.logDir}`,
+      ...(o.progress ? ['--progress', '--progress-update-interval=2s'] : ['--no-progress']),
+      '--no-auto-maintenance',
+    ];
+    // `--` so a positional can never be taken for a flag (verified: kingpin honours it).
+    return [
+      this.settings.binary,
+      ...sub,
+      ...flags,
+      ...common,
+      ...(positionals.length ? ['--', ...positionals] : []),
+    ];
+  }
+
+  private redact(text: string): string {
+    const pw = this.settings.password;
+    return pw.length >= 3 ? text.split(pw).join('***') : text;
+  }
+
+  /** Run one kopia call. Resolves whatever the exit code; throws only when kopia cannot start. */
+  private async exec(argv: string[], o: ExecOptions = {}): Promise<RunResult> {
+    if (!this.settings.password) {
+      // Without a password kopia would try to prompt (and fail on the non-TTY stdin).
+      throw new RepositoryError('no repository password configured', {
+        hint: 'set `password` or `password_file` in the [kopia] section of the config',
+      });
+    }
+    this.debug?.(`kopia: ${argv.slice(1).join(' ')}`);
+    let res: RunResult;
+    try {
+      res = await this.runner(argv, {
+        env: this.env(o.cacheDirectory),
+        ...(o.timeoutMs === undefined ? {} : { timeoutMs: o.timeoutMs }),
+        ...(o.signal === undefined ? {} : { signal: o.signal }),
+        ...(o.onStderrLine === undefined ? {} : { onStderrLine: o.onStderrLine }),
+        ...(o.stdoutTo === undefined ? {} : { stdoutTo: o.stdoutTo }),
+        ...(o.input === undefined ? {} : { input: o.input }),
+      });
+    } catch (err) {
+      throw this.spawnError(err);
+    }
+    return { ...res, stderrTail: this.redact(res.stderrTail) };
+  }
+
+  private spawnError(err: unknown): Error {
+    const code = isRecord(err) ? err.code : undefined;
+    if (code === 'ENOENT') {
+      return new DependencyError(`kopia not found: ${this.settings.binary}`, INSTALL_HINT);
+    }
+    if (code === 'EACCES') {
+      return new DependencyError(`kopia is not executable: ${this.settings.binary}`, INSTALL_HINT);
+    }
+    return err instanceof Error ? err : new Error(String(err));
+  }
+
+  /** Turn a non-successful result into a KopiaError with a classification and hint. */
+  private failure(sub: readonly string[], res: RunResult, extraHint?: string): KopiaError {
+    const command = `kopia ${sub.join(' ')}`;
+    if (res.timedOut || res.aborted || (res.signal && res.code === null)) {
+      return new KopiaError(`${command} ${describeResult(res)}`, {
+        reason: res.timedOut ? 'timeout' : res.aborted ? 'aborted' : 'killed',
+        command,
+        result: res,
+      });
+    }
+    const c = classifyStderr(res.stderrTail);
+    const hint = extraHint ?? c.hint;
+    return new KopiaError(`${command} failed: ${lastLine(res.stderrTail) || describeResult(res)}`, {
+      reason: c.reason,
+      command,
+      result: res,
+      ...(hint === undefined ? {} : { hint }),
+    });
+  }
+
+  /** Run, require exit 0, return stdout. */
+  private async call(
+    sub: readonly string[],
+    flags: readonly string[],
+    positionals: readonly string[] = [],
+    o: ExecOptions = {},
+  ): Promise<string> {
+    const res = await this.exec(this.argv(sub, flags, positionals, o), o);
+    if (res.code !== 0 || res.timedOut || res.aborted) throw this.failure(sub, res);
+    return res.stdout;
+  }
+
+  /** Run a --json command, require exit 0 and parse its stdout. */
+  private async callJson(
+    sub: readonly string[],
+    flags: readonly string[],
+    positionals: readonly string[] = [],
+    o: ExecOptions = {},
+  ): Promise<unknown> {
+    const res = await this.exec(this.argv(sub, ['--json', ...flags], positionals, o), o);
+    if (res.code !== 0 || res.timedOut || res.aborted) throw this.failure(sub, res);
+    return parseJson(res.stdout, sub.join(' '), res);
+  }
+
+  // -------------------------------------------------------------------------------------------------
+  // Version
+
+  /** The installed kopia version, e.g. "0.23.1". */
+  async version(opts: CallOptions = {}): Promise<string> {
+    let res: RunResult;
+    try {
+      res = await this.runner([this.settings.binary, '--version'], {
+        env: { KOPIA_CHECK_FOR_UPDATES: 'false' },
+        timeoutMs: opts.timeoutMs ?? 30_000,
+        ...(opts.signal === undefined ? {} : { signal: opts.signal }),
+      });
+    } catch (err) {
+      throw this.spawnError(err);
+    }
+    const v = parseKopiaVersion(`${res.stdout}\n${res.stderrTail}`);
+    if (res.code !== 0 || v === undefined) {
+      throw new DependencyError(
+        `cannot determine the kopia version of ${this.settings.binary}: ${lastLine(res.stderrTail) || describeResult(res)}`,
+        INSTALL_HINT,
+      );
+    }
+    return v;
+  }
+
+  /** Refuse kopia older than MIN_KOPIA_VERSION; returns the found version. */
+  async assertSupported(opts: CallOptions = {}): Promise<string> {
+    const v = await this.version(opts);
+    if (compareVersions(v, MIN_KOPIA_VERSION) < 0) {
+      throw new DependencyError(
+        `kopia ${v} at ${this.settings.binary} is too old: kopi-docka requires kopia >= ${MIN_KOPIA_VERSION}`,
+        INSTALL_HINT,
+      );
+    }
+    return v;
+  }
+
+  // -------------------------------------------------------------------------------------------------
+  // Repository
+
+  /** `repository status --json`; undefined when this config is not connected. */
+  async status(opts: CallOptions = {}): Promise<RepoStatus | undefined> {
+    const sub = ['repository', 'status'];
+    const res = await this.exec(this.argv(sub, ['--json']), opts);
+    if (res.code === 0 && !res.timedOut && !res.aborted) {
+      return asStatus(parseJson(res.stdout, 'repository status', res));
+    }
+    if (!res.timedOut && !res.aborted && classifyStderr(res.stderrTail).reason === 'not-connected') {
+      return undefined;
+    }
+    throw this.failure(sub, res);
+  }
+
+  /** Is `st` connected to the configured filesystem repository path? */
+  async isConfiguredRepository(st: RepoStatus): Promise<boolean> {
+    const p = statusStoragePath(st);
+    if (p === undefined) return false;
+    const want = path.resolve(this.settings.repositoryPath);
+    if (path.resolve(p) === want) return true;
+    // The same directory reached through a symlink is still the same repository.
+    const [a, b] = await Promise.all([realpath(p).catch(() => p), realpath(want).catch(() => want)]);
+    return a === b;
+  }
+
+  private connectFlags(cacheDirectory: string): string[] {
+    return [
+      `--path=${path.resolve(this.settings.repositoryPath)}`,
+      `--override-hostname=${this.settings.hostname}`,
+      `--override-username=${this.settings.username}`,
+      `--cache-directory=${path.resolve(cacheDirectory)}`,
+      '--no-check-for-updates',
+      // The password lives in kopi-docka's config; a second copy next to kopia's config
+      // (<config>.kopia-password, base64) would only widen the exposure.
+      '--no-persist-credentials',
+    ];
+  }
+
+  /**
+   * Make this config connected to the filesystem repository at repositoryPath, creating it when it
+   * does not exist. Safe to run repeatedly. A wrong password changes nothing.
+   *
+   * Why the probe: on 0.23.1, a `repository connect` whose verification fails (wrong password)
+   * DELETES the file at --config-file and `rm -rf`s the --cache-directory, even when they existed
+   * before (verified). So the password is first tried against a throw-away config and cache in a temp
+   * directory; only a connect that is known to succeed touches the real ones.
+   */
+  async ensureRepository(opts: CallOptions = {}): Promise<EnsureResult> {
+    const repo = path.resolve(this.settings.repositoryPath);
+    let result: EnsureResult | undefined;
+    let st: RepoStatus | undefined;
+    try {
+      st = await this.status(opts);
+    } catch (err) {
+      // A stale or unopenable config (repo moved, password changed) is repaired below; a timeout or
+      // abort is not something to repair.
+      if (!(err instanceof KopiaError) || err.timedOut || err.aborted) throw err;
+    }
+    if (st && (await this.isConfiguredRepository(st))) {
+      // status opened the repository with our password, so the password is right.
+      if (
+        st.clientOptions.hostname !== this.settings.hostname ||
+        st.clientOptions.username !== this.settings.username
+      ) {
+        await this.call(
+          ['repository', 'set-client'],
+          [`--hostname=${this.settings.hostname}`, `--username=${this.settings.username}`],
+          [],
+          opts,
+        );
+      }
+      result = 'already-connected';
+    } else {
+      const probe = await this.probeConnect(opts);
+      if (probe === 'ok') {
+        await mkdir(path.dirname(this.configFile), { recursive: true, mode: 0o700 });
+        await this.call(
+          ['repository', 'connect', 'filesystem'],
+          this.connectFlags(this.kopiaCacheDirectory),
+          [],
+          opts,
+        );
+        result = 'connected';
+      } else {
+        await mkdir(repo, { recursive: true, mode: 0o700 });
+        await mkdir(path.dirname(this.configFile), { recursive: true, mode: 0o700 });
+        await this.call(
+          ['repository', 'create', 'filesystem'],
+          [...this.connectFlags(this.kopiaCacheDirectory), `--encryption=${this.settings.encryption}`],
+          [],
+          opts,
+        );
+        result = 'created';
+      }
+    }
+    await this.ensureMaintenanceOwner(opts);
+    await this.ensurePolicy(GLOBAL_POLICY, { compression: this.settings.compression }, opts);
+    return result;
+  }
+
+  /**
+   * Try the password against the repository with a throw-away config. 'ok' when it opens,
+   * 'absent' when there is no repository (missing directory or not initialized); throws otherwise.
+   */
+  private async probeConnect(opts: CallOptions): Promise<'ok' | 'absent'> {
+    const repo = path.resolve(this.settings.repositoryPath);
+    const dir = await mkdtemp(path.join(tmpdir(), 'kopi-docka-probe-'));
+    try {
+      const configFile = path.join(dir, 'probe.config');
+      const cache = path.join(dir, 'cache');
+      const sub = ['repository', 'connect', 'filesystem'];
+      const res = await this.exec(this.argv(sub, this.connectFlags(cache), [], { configFile }), {
+        ...opts,
+        cacheDirectory: cache,
+      });
+      if (res.code === 0 && !res.timedOut && !res.aborted) return 'ok';
+      const c = classifyStderr(res.stderrTail);
+      if (!res.timedOut && !res.aborted) {
+        if (c.reason === 'not-initialized') return 'absent';
+        // Only a directory that does not exist at all is ours to create; "permission denied" or a
+        // path that is a file must stay an error.
+        if (c.reason === 'storage-missing' && !(await exists(repo))) return 'absent';
+        if (c.reason === 'wrong-password') {
+          throw new KopiaError(`wrong password for the existing repository at ${repo}`, {
+            reason: 'wrong-password',
+            command: `kopia ${sub.join(' ')}`,
+            result: res,
+            hint:
+              'the repository exists but the configured password does not open it; set the password it ' +
+              'was created with (nothing was changed)',
+          });
+        }
+      }
+      throw this.failure(sub, res);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------------
+  // Maintenance
+
+  async maintenanceInfo(opts: CallOptions = {}): Promise<MaintenanceInfo> {
+    const v = await this.callJson(['maintenance', 'info'], [], [], opts);
+    if (!isRecord(v) || typeof v.owner !== 'string')
+      throw unexpected('maintenance info', JSON.stringify(v).slice(0, 200));
+    return v as MaintenanceInfo;
+  }
+
+  /** Make this identity the maintenance owner (read before write). Returns whether it changed. */
+  async ensureMaintenanceOwner(opts: CallOptions = {}): Promise<boolean> {
+    const info = await this.maintenanceInfo(opts);
+    if (info.owner === this.identity) return false;
+    await this.call(['maintenance', 'set'], ['--owner=me'], [], opts);
+    return true;
+  }
+
+  async maintenanceRun(opts: CallOptions & { full?: boolean } = {}): Promise<void> {
+    await this.call(['maintenance', 'run'], [opts.full ? '--full' : '--no-full'], [], opts);
+  }
+
+  /**
+   * What auto-maintenance would do (we pass --no-auto-maintenance everywhere): run full or quick
+   * maintenance when due and this identity is the owner.
+   */
+  async maintenanceRunIfDue(opts: CallOptions = {}): Promise<'full' | 'quick' | 'not-due' | 'not-owner'> {
+    const info = await this.maintenanceInfo(opts);
+    if (info.owner !== this.identity) return 'not-owner';
+    const now = Date.now();
+    const due = (t: string | undefined) => t === undefined || Date.parse(t) <= now;
+    if (info.full?.enabled !== false && due(info.schedule?.nextFullMaintenance)) {
+      await this.maintenanceRun({ ...opts, full: true });
+      return 'full';
+    }
+    if (info.quick?.enabled !== false && due(info.schedule?.nextQuickMaintenance)) {
+      await this.maintenanceRun({ ...opts, full: false });
+      return 'quick';
+    }
+    return 'not-due';
+  }
+
+  // -------------------------------------------------------------------------------------------------
+  // Snapshots
+
+  private snapshotFlags(opts: {
+    source: string;
+    tags: Record<string, string>;
+    description?: string;
+  }): string[] {
+    if (opts.description !== undefined && opts.description.length > 1024) {
+      throw new KopiDockaError('snapshot description longer than 1024 characters');
+    }
+    return [
+      '--json',
+      `--override-source=${normalizeSource(opts.source)}`,
+      ...tagFlags(opts.tags),
+      ...(opts.description === undefined ? [] : [`--description=${opts.description}`]),
+    ];
+  }
+
+  /** Snapshot the directory (or file) `dir` under the identity `opts.source`. */
+  async snapshotCreate(dir: string, opts: SnapshotCreateOptions): Promise<SnapshotManifest> {
+    if (!path.isAbsolute(dir)) throw new KopiDockaError(`snapshot path must be absolute: ${dir}`);
+    const progress = opts.onProgress !== undefined;
+    const argv = this.argv(['snapshot', 'create'], this.snapshotFlags(opts), [dir], { progress });
+    const res = await this.exec(argv, {
+      ...opts,
+      ...(opts.onProgress === undefined ? {} : { onStderrLine: (l: string) => opts.onProgress?.(l.trim()) }),
+    });
+    return parseSnapshotCreateOutput(res);
+  }
+
+  /**
+   * argv and env for `kopia snapshot create --stdin-file=<name>` (the tar pipeline runs it through
+   * process.pipeline). The snapshot root is a directory holding the one file `name`; read it back with
+   * showToStream(`${m.rootEntry.obj}/${name}`). The env holds the password: never log it.
+   */
+  snapshotCreateStdinArgv(
+    name: string,
+    opts: { source: string; tags: Record<string, string>; description?: string },
+  ): { argv: string[]; env: Record<string, string | undefined> } {
+    if (!name || name.includes('/') || name === '.' || name === '..') {
+      throw new KopiDockaError(`invalid stdin file name "${name}"`);
+    }
+    const src = parseSource(normalizeSource(opts.source));
+    // The positional path need not exist (§3.5); using the source path keeps the root name telling.
+    const argv = this.argv(
+      ['snapshot', 'create'],
+      [...this.snapshotFlags(opts), `--stdin-file=${name}`],
+      [src.path],
+    );
+    return { argv, env: this.env() };
+  }
+
+  /** parseSnapshotCreateOutput with the password scrubbed from anything kopia printed. */
+  parseSnapshotCreateOutput(result: RunResult): SnapshotManifest {
+    return parseSnapshotCreateOutput({ ...result, stderrTail: this.redact(result.stderrTail) });
+  }
+
+  /**
+   * `snapshot list --json`. With `source`, only that exact source (kopia also returns ancestor
+   * paths); without it, this identity's snapshots, or every user's and host's with `all`.
+   * Incomplete snapshots are included; check `incomplete`.
+   */
+  async snapshotList(
+    opts: CallOptions & { source?: string; tags?: Record<string, string>; all?: boolean } = {},
+  ): Promise<SnapshotManifest[]> {
+    const src = opts.source === undefined ? undefined : normalizeSource(opts.source);
+    const v = await this.callJson(
+      ['snapshot', 'list'],
+      tagFlags(opts.tags ?? {}),
+      src === undefined ? [] : [src],
+      opts,
+    );
+    if (!Array.isArray(v)) throw unexpected('snapshot list', 'not a JSON array');
+    const all = v.map((x) => asManifest(x, 'snapshot list'));
+    if (src !== undefined) {
+      const want = parseSource(src);
+      return all.filter(
+        (m) =>
+          m.source.path === want.path && m.source.host === want.host && m.source.userName === want.userName,
+      );
+    }
+    if (opts.all) return all;
+    return all.filter(
+      (m) => m.source.host === this.settings.hostname && m.source.userName === this.settings.username,
+    );
+  }
+
+  /** IDs of all snapshot manifests, cheaply (labels only, no manifest bodies). */
+  private async snapshotIds(opts: CallOptions): Promise<Set<string>> {
+    const v = await this.callJson(['manifest', 'list'], ['--filter=type:snapshot'], [], opts);
+    if (!Array.isArray(v)) throw unexpected('manifest list', 'not a JSON array');
+    const ids = new Set<string>();
+    for (const e of v) if (isRecord(e) && typeof e.id === 'string') ids.add(e.id);
+    return ids;
+  }
+
+  /**
+   * Delete snapshot manifests by ID, then verify they are gone. IDs already gone are fine. Only
+   * manifest IDs are accepted: kopia would treat a root object ID as "every snapshot with this root".
+   */
+  async snapshotDelete(ids: readonly string[], opts: CallOptions = {}): Promise<void> {
+    for (const id of ids) {
+      if (!/^[0-9a-f]{32}$/.test(id)) throw new KopiDockaError(`not a snapshot manifest ID: "${id}"`);
+    }
+    if (ids.length === 0) return;
+    const before = await this.snapshotIds(opts);
+    const present = ids.filter((id) => before.has(id));
+    if (present.length > 0) {
+      // Without --delete it is a dry run (§4.3).
+      await this.call(['snapshot', 'delete'], ['--delete'], present, opts);
+    }
+    const after = await this.snapshotIds(opts);
+    const left = ids.filter((id) => after.has(id));
+    if (left.length > 0) {
+      throw new KopiaError(`kopia did not delete snapshot(s) ${left.join(', ')}`, {
+        reason: 'failed',
+        command: 'kopia snapshot delete',
+      });
+    }
+  }
+
+  /** Apply the source's retention policy now (`snapshot expire --delete`). */
+  async expire(source: string, opts: CallOptions = {}): Promise<void> {
+    await this.call(['snapshot', 'expire'], ['--delete'], [normalizeSource(source)], opts);
+  }
+
+  /** Restore a snapshot (manifest ID, object ID, either + /sub/path, or a source) into `target`. */
+  async restore(snapshotIdOrPath: string, target: string, opts: RestoreOptions = {}): Promise<void> {
+    if (!path.isAbsolute(target)) throw new KopiDockaError(`restore target must be absolute: ${target}`);
+    const flags = [
+      ...(opts.skipOwners ? ['--skip-owners'] : []),
+      ...(opts.skipPermissions ? ['--skip-permissions'] : []),
+      ...(opts.skipTimes ? ['--skip-times'] : []),
+      ...(opts.deleteExtra ? ['--delete-extra'] : []),
+      ...(opts.ignorePermissionErrors === false ? ['--no-ignore-permission-errors'] : []),
+    ];
+    await this.call(['snapshot', 'restore'], flags, [snapshotIdOrPath, target], opts);
+  }
+
+  /**
+   * `kopia show <objectPath>` streamed into `out` (never buffered). `out` is ended when kopia's output
+   * ends; resolves once it has finished. objectPath is an object ID (e.g. `${rootEntry.obj}/name`),
+   * not a manifest ID.
+   */
+  async showToStream(objectPath: string, out: Writable, opts: CallOptions = {}): Promise<void> {
+    const sub = ['show'];
+    const res = await this.exec(this.argv(sub, [], [objectPath]), { ...opts, stdoutTo: out });
+    if (res.code !== 0 || res.timedOut || res.aborted) {
+      out.destroy();
+      throw this.failure(sub, res);
+    }
+    if (out.writableEnded && !out.writableFinished) await finished(out);
+  }
+
+  // -------------------------------------------------------------------------------------------------
+  // Policies
+
+  private policyTargetArgs(target: string): { flags: string[]; positionals: string[] } {
+    if (target === GLOBAL_POLICY) return { flags: ['--global'], positionals: [] };
+    const t = policyTargetOf(target);
+    const s = t.path
+      ? `${t.userName}@${t.host}:${t.path}`
+      : t.userName
+        ? `${t.userName}@${t.host}`
+        : `@${t.host}`;
+    return { flags: [], positionals: [s] };
+  }
+
+  /** The EFFECTIVE (merged) policy for a target, `(global)` for the global one. */
+  async policyShow(target: string, opts: CallOptions = {}): Promise<KopiaPolicy> {
+    const t = this.policyTargetArgs(target);
+    const stdout = await this.call(['policy', 'show'], ['--json', ...t.flags], t.positionals, opts);
+    return asPolicy(parseJson(stdout, 'policy show', { stdout }), 'policy show');
+  }
+
+  /** Policies that are defined (not inherited), each with its exact target. */
+  async policyList(opts: CallOptions = {}): Promise<DefinedPolicy[]> {
+    const v = await this.callJson(['policy', 'list'], [], [], opts);
+    if (!Array.isArray(v)) throw unexpected('policy list', 'not a JSON array');
+    return v.map((p) => {
+      const pol = asPolicy(p, 'policy list');
+      const r = p as Record<string, unknown>;
+      if (typeof r.id !== 'string' || !isRecord(r.target))
+        throw unexpected('policy list', 'entry without id/target');
+      return pol as DefinedPolicy;
+    });
+  }
+
+  /** The policy defined for exactly this target, if any. */
+  async policyDefined(target: string, opts: CallOptions = {}): Promise<DefinedPolicy | undefined> {
+    const want = policyTargetOf(target);
+    const list = await this.policyList(opts);
+    return list.find(
+      (p) =>
+        p.target.host === want.host && p.target.userName === want.userName && p.target.path === want.path,
+    );
+  }
+
+  /** `policy set <flags> <target>`; flags must be non-empty (kopia fails on "no changes"). */
+  async policySet(target: string, flags: readonly string[], opts: CallOptions = {}): Promise<void> {
+    if (flags.length === 0) throw new KopiDockaError('policySet: no flags');
+    for (const f of flags) if (!f.startsWith('--')) throw new KopiDockaError(`policySet: not a flag: "${f}"`);
+    const t = this.policyTargetArgs(target);
+    await this.call(['policy', 'set'], [...flags, ...t.flags], t.positionals, opts);
+  }
+
+  /**
+   * Make the policy DEFINED for `target` match `desired` (only the keys given). Reads before it writes
+   * and writes only what differs; returns whether it wrote. Compares against `policy list`, not
+   * `policy show`, because show merges inherited values: a value equal to the parent's would look
+   * "set" and never be written, and the target would silently follow later parent changes.
+   */
+  async ensurePolicy(target: string, desired: DesiredPolicy, opts: CallOptions = {}): Promise<boolean> {
+    const flags = policyDiffFlags(await this.policyDefined(target, opts), desired);
+    if (flags.length === 0) return false;
+    await this.policySet(target, flags, opts);
+    const rest = policyDiffFlags(await this.policyDefined(target, opts), desired);
+    if (rest.length > 0) {
+      throw new KopiaError(
+        `kopia policy set did not apply to ${target}: still differs in ${rest.join(' ')}`,
+        {
+          reason: 'failed',
+          command: 'kopia policy set',
+        },
+      );
+    }
+    return true;
+  }
+}
+
+async function exists(p: string): Promise<boolean> {
+  try {
+    await stat(p);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,196 @@
+/**
+ * Snapshotting one data source (a volume or a bind mount) while its unit is stopped, in either mode:
+ * `direct` (Kopia reads the directory; a sidecar keeps what Kopia drops: xattrs, ACLs, hard links) or
+ * `tar` (GNU tar streamed into `kopia snapshot create --stdin-file`).
+ */
+import { createWriteStream } from 'node:fs';
+import { mkdir, stat, writeFile } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { KopiaError, type Kopia, type SnapshotManifest } from '../adapters/kopia.js';
+import { pipeline, run, which } from '../adapters/process.js';
+import type { VolumeMode } from '../config/types.js';
+import type { PlannedSource } from '../core/plan.js';
+import { escapeSegment } from '../core/sources.js';
+import { KopiDockaError, errorMessage } from '../errors.js';
+import { walkTree } from './walk.js';
+
+export interface SidecarInfo {
+  /** Directory inside the recipe holding the sidecar files. */
+  dir: string;
+  xattrs: boolean;
+  acls: boolean;
+  hardLinkGroups: number;
+  notes: string[];
+}
+
+export interface DataSnapshot {
+  key: string;
+  type: PlannedSource['type'];
+  name: string;
+  hostPath: string;
+  kopiaPath: string;
+  snapshotId: string;
+  format: 'dir' | 'tar';
+  /** For tar snapshots: the single file inside the snapshot holding the stream. */
+  streamName?: string;
+  isFile: boolean;
+  sizeBytes: number;
+  files: number;
+  usedBy: PlannedSource['usedBy'];
+  sidecar?: SidecarInfo;
+}
+
+export interface DataContext {
+  kopia: Kopia;
+  mode: VolumeMode;
+  excludePatterns: string[];
+  tarDeterministicMtime: boolean;
+  sourceId: (kopiaPath: string) => string;
+  tags: (src: PlannedSource) => Record<string, string>;
+  /** Recipe staging directory: sidecars are written under it. */
+  recipeDir: string;
+  timeoutMs: number;
+  signal: AbortSignal;
+}
+
+export function tarArgv(
+  hostPath: string,
+  isFile: boolean,
+  excludes: string[],
+  deterministicMtime: boolean,
+): string[] {
+  const argv = [
+    'tar',
+    '-cf',
+    '-',
+    '--numeric-owner',
+    '--xattrs',
+    '--xattrs-include=*',
+    '--acls',
+    '--sort=name',
+  ];
+  if (deterministicMtime) argv.push('--mtime=@0', '--clamp-mtime');
+  for (const p of excludes) argv.push(`--exclude=${p}`);
+  if (isFile) argv.push('-C', dirname(hostPath), '--', basename(hostPath));
+  else argv.push('-C', hostPath, '--', '.');
+  return argv;
+}
+
+export function streamNameFor(src: PlannedSource): string {
+  const base = src.type === 'volume' ? src.name : basename(src.hostPath) || 'root';
+  return `${base}.tar`;
+}
+
+async function captureSidecar(hostPath: string, dir: string, signal: AbortSignal): Promise<SidecarInfo> {
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const notes: string[] = [];
+  const tree = await walkTree(hostPath, { hardLinks: true });
+  await writeFile(join(dir, 'hardlinks.json'), JSON.stringify(tree.hardLinks, null, 1));
+  const dump = async (tool: string, args: string[], file: string): Promise<boolean> => {
+    if (!(await which(tool))) {
+      notes.push(
+        `${tool} is not installed: ${file === 'xattrs.txt' ? 'extended attributes' : 'ACLs'} not captured`,
+      );
+      return false;
+    }
+    const out = createWriteStream(join(dir, file), { mode: 0o600 });
+    const done = new Promise<void>((resolve, reject) => {
+      out.on('finish', resolve);
+      out.on('error', reject);
+    });
+    const res = await run([tool, ...args], { cwd: hostPath, stdoutTo: out, signal });
+    await done;
+    if (res.code !== 0) {
+      notes.push(
+        `${tool} exited ${String(res.code)}: ${res.stderrTail.trim().split('\n').slice(-1)[0] ?? ''}`,
+      );
+      return false;
+    }
+    return true;
+  };
+  // Relative names (cwd = the source) so the dump can be replayed onto any restore target.
+  const xattrs = await dump('getfattr', ['-R', '-P', '-d', '-m', '-', '-e', 'base64', '.'], 'xattrs.txt');
+  const acls = await dump('getfacl', ['-R', '-P', '-n', '-s', '.'], 'acls.txt');
+  return { dir, xattrs, acls, hardLinkGroups: tree.hardLinks.length, notes };
+}
+
+function checkComplete(m: SnapshotManifest, what: string): void {
+  if (m.incomplete) throw new KopiDockaError(`snapshot of ${what} is incomplete (${m.incomplete})`);
+}
+
+export async function snapshotSource(src: PlannedSource, ctx: DataContext): Promise<DataSnapshot> {
+  let st;
+  try {
+    st = await stat(src.hostPath);
+  } catch (err) {
+    throw new KopiDockaError(
+      `${src.type} ${src.name}: source ${src.hostPath} is not readable: ${errorMessage(err)}`,
+    );
+  }
+  const isFile = !st.isDirectory();
+  const source = ctx.sourceId(src.kopiaPath);
+  const tags = ctx.tags(src);
+  const base = {
+    key: src.key,
+    type: src.type,
+    name: src.name,
+    hostPath: src.hostPath,
+    kopiaPath: src.kopiaPath,
+    isFile,
+    usedBy: src.usedBy,
+  };
+
+  if (ctx.mode === 'direct') {
+    const sidecarDir = join(ctx.recipeDir, 'sidecars', escapeSegment(src.key));
+    const [manifest, sidecar] = await Promise.all([
+      ctx.kopia.snapshotCreate(src.hostPath, { source, tags, timeoutMs: ctx.timeoutMs, signal: ctx.signal }),
+      isFile ? Promise.resolve(undefined) : captureSidecar(src.hostPath, sidecarDir, ctx.signal),
+    ]);
+    checkComplete(manifest, src.name);
+    return {
+      ...base,
+      snapshotId: manifest.id,
+      format: 'dir',
+      sizeBytes: manifest.rootEntry.summ?.size ?? manifest.rootEntry.size ?? 0,
+      files: manifest.rootEntry.summ?.files ?? (isFile ? 1 : 0),
+      ...(sidecar ? { sidecar: { ...sidecar, dir: `sidecars/${escapeSegment(src.key)}` } } : {}),
+    };
+  }
+
+  const streamName = streamNameFor(src);
+  const { argv, env } = ctx.kopia.snapshotCreateStdinArgv(streamName, { source, tags });
+  const res = await pipeline(
+    tarArgv(src.hostPath, isFile, ctx.excludePatterns, ctx.tarDeterministicMtime),
+    argv,
+    { timeoutMs: ctx.timeoutMs, signal: ctx.signal },
+    { env, timeoutMs: ctx.timeoutMs, signal: ctx.signal },
+  );
+  let manifest: SnapshotManifest | undefined;
+  let parseError: unknown;
+  try {
+    manifest = ctx.kopia.parseSnapshotCreateOutput(res.consumer);
+  } catch (err) {
+    parseError = err;
+  }
+  if (res.producer.code !== 0) {
+    // Kopia happily stores a truncated stream: it must never count as a restore point.
+    const saved = manifest ?? (parseError instanceof KopiaError ? parseError.manifest : undefined);
+    if (saved) await ctx.kopia.snapshotDelete([saved.id]).catch(() => undefined);
+    const why = res.producer.timedOut
+      ? 'timed out'
+      : `exited ${String(res.producer.code ?? res.producer.signal)}`;
+    throw new KopiDockaError(
+      `tar of ${src.hostPath} ${why}: ${res.producer.stderrTail.trim().split('\n').slice(-3).join(' | ')}`,
+    );
+  }
+  if (!manifest) throw parseError instanceof Error ? parseError : new KopiDockaError(String(parseError));
+  checkComplete(manifest, src.name);
+  return {
+    ...base,
+    snapshotId: manifest.id,
+    format: 'tar',
+    streamName,
+    sizeBytes: manifest.rootEntry.summ?.size ?? 0,
+    files: manifest.rootEntry.summ?.files ?? 1,
+  };
+}

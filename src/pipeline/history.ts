@@ -1,0 +1,65 @@
+/** The local run history: one JSON line per run, appended after the run (never rewritten). */
+import { appendFile, mkdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+
+export type UnitStatus = 'ok' | 'failed' | 'skipped';
+
+export interface UnitRecord {
+  unit: string;
+  status: UnitStatus;
+  error?: string | undefined;
+  /** Seconds the unit's containers were not running because of this run. */
+  downtimeSec: number;
+  bytes: number;
+  snapshots: { type: string; name: string; id: string }[];
+  warnings: string[];
+}
+
+export interface RunRecord {
+  runId: string;
+  backupId: string;
+  host: string;
+  startedAt: string;
+  finishedAt: string;
+  dryRun: false;
+  interrupted?: string | undefined;
+  units: UnitRecord[];
+}
+
+export function historyFile(baseDir: string): string {
+  return join(baseDir, 'history.jsonl');
+}
+
+export async function appendRun(baseDir: string, rec: RunRecord): Promise<void> {
+  await mkdir(baseDir, { recursive: true, mode: 0o700 });
+  await appendFile(historyFile(baseDir), `${JSON.stringify(rec)}\n`, { mode: 0o600 });
+}
+
+export async function readRuns(baseDir: string): Promise<RunRecord[]> {
+  let text: string;
+  try {
+    text = await readFile(historyFile(baseDir), 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  }
+  const runs: RunRecord[] = [];
+  for (const line of text.split('\n')) {
+    if (!line.trim()) continue;
+    try {
+      runs.push(JSON.parse(line) as RunRecord);
+    } catch {
+      /* a torn last line from a crash is skipped, not fatal */
+    }
+  }
+  return runs;
+}
+
+/** The backup_id of the most recent run, so the next id is strictly later. */
+export async function lastBackupId(baseDir: string): Promise<string | undefined> {
+  const runs = await readRuns(baseDir);
+  return runs
+    .map((r) => r.backupId)
+    .sort()
+    .at(-1);
+}

@@ -1,0 +1,222 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { formatBackupId, nextBackupId, parseBackupId } from '../../src/core/backup-id.js';
+import {
+  REDACTED,
+  isSecretName,
+  redactArgs,
+  redactInspect,
+  redactedEnvNames,
+} from '../../src/core/redact.js';
+import { bindPath, escapeSegment, recipePath, unescapeSegment, volumePath } from '../../src/core/sources.js';
+import { buildPlan, selectUnits, type PlanOptions } from '../../src/core/plan.js';
+import type { ContainerInfo, MountInfo, Unit } from '../../src/core/model.js';
+
+test('backup_id is UTC seconds without colons and strictly increases within one second', () => {
+  const d = new Date('2025-01-31T23:59:59.750Z');
+  assert.equal(formatBackupId(d), '2025-01-31T23-59-59Z');
+  assert.equal(parseBackupId('2025-01-31T23-59-59Z')?.toISOString(), '2025-01-31T23:59:59.000Z');
+  assert.equal(parseBackupId('2025-01-31 23:59:59'), undefined);
+  const first = nextBackupId(d);
+  const second = nextBackupId(d, first);
+  assert.equal(second, '2025-02-01T00-00-00Z');
+  assert.ok(second > first);
+  // A clock that went backwards still yields a later id.
+  assert.equal(nextBackupId(new Date('2025-01-01T00:00:00Z'), second), '2025-02-01T00-00-01Z');
+});
+
+test('secret names match the documented pattern and ordinary names do not', () => {
+  for (const n of [
+    'DB_PASSWORD',
+    'POSTGRES_PASS',
+    'api_key',
+    'SECRET',
+    'GITHUB_TOKEN',
+    'X_API_URL',
+    'AUTH',
+    'oauth_client',
+  ])
+    assert.ok(isSecretName(n), n);
+  for (const n of ['PATH', 'HOME', 'TZ', 'LANG', 'POSTGRES_DB', 'PUID', 'HOSTNAME', 'DATA_DIR', 'PORT'])
+    assert.ok(!isSecretName(n), n);
+});
+
+test('redactInspect redacts env, labels and password-style arguments but keeps everything else', () => {
+  const inspect = {
+    Id: 'abc',
+    Args: ['--password=hunter2', '--port', '5432'],
+    Config: {
+      Env: ['DB_PASSWORD=hunter2', 'PATH=/usr/bin', 'API_TOKEN=t', 'EMPTY='],
+      Labels: { 'com.example.auth-token': 'x', 'com.docker.compose.project': 'p' },
+      Cmd: ['server', '--api-key', 'k123', '--name=db'],
+      Entrypoint: null,
+    },
+  };
+  const r = redactInspect(inspect) as typeof inspect;
+  assert.deepEqual(r.Config.Env, [
+    `DB_PASSWORD=${REDACTED}`,
+    'PATH=/usr/bin',
+    `API_TOKEN=${REDACTED}`,
+    'EMPTY=',
+  ]);
+  assert.equal(r.Config.Labels['com.example.auth-token'], REDACTED);
+  assert.equal(r.Config.Labels['com.docker.compose.project'], 'p');
+  assert.deepEqual(r.Config.Cmd, ['server', '--api-key', REDACTED, '--name=db']);
+  assert.deepEqual(r.Args, [`--password=${REDACTED}`, '--port', '5432']);
+  assert.equal(r.Config.Entrypoint, null);
+  assert.deepEqual(redactedEnvNames(r), ['DB_PASSWORD', 'API_TOKEN']);
+  // The original is untouched.
+  assert.equal(inspect.Config.Env[0], 'DB_PASSWORD=hunter2');
+  assert.deepEqual(redactArgs(['-p', 'x']), ['-p', 'x']);
+});
+
+test('source identities are stable and reversible', () => {
+  assert.equal(recipePath('web'), '/recipes/web');
+  assert.equal(volumePath('web', 'web_db'), '/volumes/web/web_db');
+  assert.equal(bindPath('web', '/srv/app/data/'), '/binds/web/srv%2Fapp%2Fdata');
+  assert.equal(unescapeSegment(escapeSegment('a/b%2Fc')), 'a/b%2Fc');
+  assert.notEqual(bindPath('u', '/a/b'), bindPath('u', '/a%2Fb'));
+});
+
+function mount(p: Partial<MountInfo> & Pick<MountInfo, 'kind' | 'source' | 'destination'>): MountInfo {
+  return { name: undefined, readOnly: false, driver: undefined, ...p };
+}
+
+function container(p: Partial<ContainerInfo> & Pick<ContainerInfo, 'name'>): ContainerInfo {
+  return {
+    id: `id-${p.name}`,
+    image: 'img',
+    imageId: 'sha256:1',
+    state: 'running',
+    running: true,
+    hasHealthcheck: false,
+    stopTimeout: undefined,
+    labels: {},
+    mounts: [],
+    composeProject: 'web',
+    composeService: p.name,
+    composeWorkingDir: '/srv/web',
+    composeConfigFiles: ['/srv/web/docker-compose.yml'],
+    dependsOn: [],
+    inspect: {},
+    ...p,
+  };
+}
+
+const opts: PlanOptions = {
+  backupId: '2025-01-31T23-59-59Z',
+  host: 'h',
+  user: 'u',
+  volumeMode: 'direct',
+  parallelWorkers: 2,
+  excludePatterns: [],
+  stopTimeout: 30,
+  dockerRootDir: '/var/lib/docker',
+  repositoryPath: '/backup/repo',
+};
+
+test('plan: reverse dependency stop order, only running containers restarted, shared volume once, coverage', () => {
+  const db = container({
+    name: 'db',
+    hasHealthcheck: true,
+    stopTimeout: 120,
+    mounts: [
+      mount({
+        kind: 'volume',
+        name: 'web_db',
+        source: '/var/lib/docker/volumes/web_db/_data',
+        destination: '/db',
+        driver: 'local',
+      }),
+      mount({ kind: 'bind', source: '/etc/localtime', destination: '/etc/localtime', readOnly: true }),
+    ],
+  });
+  const app = container({
+    name: 'app',
+    dependsOn: ['db'],
+    mounts: [
+      mount({
+        kind: 'volume',
+        name: 'web_db',
+        source: '/var/lib/docker/volumes/web_db/_data',
+        destination: '/shared',
+        driver: 'local',
+      }),
+      mount({ kind: 'bind', source: '/srv/web/data', destination: '/data' }),
+      mount({ kind: 'tmpfs', source: '', destination: '/run/cache' }),
+    ],
+  });
+  const worker = container({ name: 'worker', state: 'exited', running: false, dependsOn: ['db'] });
+  const unit: Unit = {
+    name: 'web',
+    kind: 'stack',
+    containers: [worker, app, db],
+    composeWorkingDir: '/srv/web',
+    composeConfigFiles: ['/srv/web/docker-compose.yml'],
+    missingConfigFiles: [],
+  };
+  const plan = buildPlan([unit], opts);
+  const up = plan.units[0];
+  assert.ok(up);
+  assert.deepEqual(
+    up.stop.map((s) => [s.container, s.timeoutSec]),
+    [
+      ['app', 30],
+      ['db', 120],
+    ],
+  );
+  assert.deepEqual(
+    up.start.map((s) => [s.container, s.waitHealthy]),
+    [
+      ['db', true],
+      ['app', false],
+    ],
+  );
+  assert.deepEqual(
+    up.sources.map((s) => [s.key, s.kopiaPath, s.usedBy.length]),
+    [
+      ['bind:/srv/web/data', '/binds/web/srv%2Fweb%2Fdata', 1],
+      ['volume:web_db', '/volumes/web/web_db', 2],
+    ],
+  );
+  assert.equal(up.expectedSnapshots, 3);
+  assert.deepEqual(
+    up.coverage.filter((c) => c.status !== 'backed-up').map((c) => [c.status, c.destination]),
+    [
+      ['not-protected', '/run/cache'],
+      ['host-internal', '/etc/localtime'],
+    ],
+  );
+});
+
+test('plan: a unit without data sources is not stopped at all', () => {
+  const unit: Unit = {
+    name: 'proxy',
+    kind: 'standalone',
+    containers: [container({ name: 'proxy', composeProject: undefined })],
+    composeWorkingDir: undefined,
+    composeConfigFiles: [],
+    missingConfigFiles: [],
+  };
+  const up = buildPlan([unit], opts).units[0];
+  assert.deepEqual(up?.stop, []);
+  assert.deepEqual(up?.start, []);
+  assert.equal(up?.expectedSnapshots, 1);
+});
+
+test('selectUnits reports unknown names instead of dropping them', () => {
+  const u = (name: string): Unit => ({
+    name,
+    kind: 'standalone',
+    containers: [],
+    composeWorkingDir: undefined,
+    composeConfigFiles: [],
+    missingConfigFiles: [],
+  });
+  const r = selectUnits([u('a'), u('b')], ['b', 'zz']);
+  assert.deepEqual(
+    r.selected.map((x) => x.name),
+    ['b'],
+  );
+  assert.deepEqual(r.unknown, ['zz']);
+});
