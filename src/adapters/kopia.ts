@@ -1157,6 +1157,12 @@ export class Kopia {
    * ends; resolves once it has finished. objectPath is an object ID (e.g. `${rootEntry.obj}/name`),
    * not a manifest ID.
    */
+  /** Entry names directly under `<snapshot or object id>[/path]` (directories end with '/'). */
+  async ls(objectPath: string, opts: CallOptions = {}): Promise<string[]> {
+    const out = await this.call(['ls'], [], [objectPath], opts);
+    return out.split('\n').filter((l) => l.length > 0);
+  }
+
   async showToStream(objectPath: string, out: Writable, opts: CallOptions = {}): Promise<void> {
     const sub = ['show'];
     const res = await this.exec(this.argv(sub, [], [objectPath]), { ...opts, stdoutTo: out });

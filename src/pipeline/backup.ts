@@ -262,7 +262,8 @@ export async function backupUnit(x: UnitRunContext): Promise<UnitRecord> {
     });
     const recipe = await kopia.snapshotCreate(recipeDir, {
       source: source(up.recipe.kopiaPath),
-      tags: tagsToRecord(baseTags('recipe')),
+      // The count lets `restore --list` judge completeness without reading every manifest.
+      tags: { ...tagsToRecord(baseTags('recipe')), data_snapshots: String(snapshots.length) },
       timeoutMs: cfg.backup.taskTimeout * 1000,
       signal,
     });

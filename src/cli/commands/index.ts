@@ -7,7 +7,8 @@ import * as list from './list.js';
 import * as config from './config.js';
 import * as backup from './backup.js';
 import * as recover from './recover.js';
+import * as restore from './restore.js';
 
 export function registerCommands(program: Command): void {
-  for (const m of [init, check, doctor, list, config, backup, recover]) m.register(program);
+  for (const m of [init, check, doctor, list, config, backup, recover, restore]) m.register(program);
 }

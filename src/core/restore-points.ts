@@ -1,0 +1,137 @@
+/**
+ * Restore points: all snapshots sharing one (unit, backup_id), strictly — never a time window. Times
+ * come from Kopia's own startTime (UTC), never from "now". Complete means: the recipe is there, the
+ * number of data snapshots its tag announces are there, and none of them is incomplete.
+ */
+
+/** The fields of a Kopia snapshot manifest this module needs (kept structural so it stays pure). */
+export interface SnapshotLike {
+  id: string;
+  source: { host: string; userName: string; path: string };
+  startTime: string;
+  endTime: string;
+  incomplete?: string | undefined;
+  rootEntry: { obj: string; summ?: { size?: number } | undefined; size?: number | undefined };
+  tags?: Record<string, string> | undefined;
+}
+
+export interface PointSnapshot {
+  id: string;
+  type: string;
+  /** Volume name or bind host path; the unit name for the recipe. */
+  name: string;
+  path: string;
+  rootObj: string;
+  startTime: string;
+  sizeBytes: number;
+  incomplete: string | undefined;
+  tags: Record<string, string>;
+}
+
+export interface RestorePoint {
+  unit: string;
+  backupId: string;
+  host: string;
+  user: string;
+  /** Earliest startTime of its snapshots (ISO 8601, UTC). */
+  time: string;
+  sizeBytes: number;
+  recipe: PointSnapshot | undefined;
+  data: PointSnapshot[];
+  /** Data snapshots the recipe says this point must have; undefined without a recipe. */
+  expectedData: number | undefined;
+  complete: boolean;
+  /** Why it is not complete (empty when complete). */
+  problems: string[];
+}
+
+function plainTags(tags: Record<string, string> | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(tags ?? {})) if (k.startsWith('tag:')) out[k.slice(4)] = v;
+  return out;
+}
+
+export function groupRestorePoints(
+  snapshots: SnapshotLike[],
+  filter: { host?: string | undefined; unit?: string | undefined } = {},
+): RestorePoint[] {
+  const points = new Map<string, RestorePoint>();
+  for (const s of snapshots) {
+    const tags = plainTags(s.tags);
+    const unit = tags.unit;
+    const backupId = tags.backup_id;
+    const type = tags.type;
+    // Snapshots without our tags are not kopi-docka's (or predate it): never guess a group for them.
+    if (!unit || !backupId || !type) continue;
+    if (filter.host !== undefined && s.source.host !== filter.host) continue;
+    if (filter.unit !== undefined && unit !== filter.unit) continue;
+    const key = `${s.source.userName}@${s.source.host}\u0000${unit}\u0000${backupId}`;
+    let p = points.get(key);
+    if (!p) {
+      p = {
+        unit,
+        backupId,
+        host: s.source.host,
+        user: s.source.userName,
+        time: s.startTime,
+        sizeBytes: 0,
+        recipe: undefined,
+        data: [],
+        expectedData: undefined,
+        complete: false,
+        problems: [],
+      };
+      points.set(key, p);
+    }
+    const snap: PointSnapshot = {
+      id: s.id,
+      type,
+      name:
+        type === 'volume'
+          ? (tags.volume ?? s.source.path)
+          : type === 'bind'
+            ? (tags.bind_source ?? s.source.path)
+            : unit,
+      path: s.source.path,
+      rootObj: s.rootEntry.obj,
+      startTime: s.startTime,
+      sizeBytes: s.rootEntry.summ?.size ?? s.rootEntry.size ?? 0,
+      incomplete: s.incomplete,
+      tags,
+    };
+    if (Date.parse(s.startTime) < Date.parse(p.time)) p.time = s.startTime;
+    p.sizeBytes += snap.sizeBytes;
+    if (type === 'recipe') {
+      // Two recipes for one point would be a bug elsewhere; keep the complete/newest one.
+      if (!p.recipe || (p.recipe.incomplete && !snap.incomplete)) p.recipe = snap;
+    } else {
+      p.data.push(snap);
+    }
+  }
+  for (const p of points.values()) {
+    p.data.sort((a, b) => a.name.localeCompare(b.name));
+    const n = p.recipe?.tags.data_snapshots;
+    p.expectedData = n === undefined ? undefined : Number(n);
+    if (!p.recipe) p.problems.push('recipe snapshot missing (the backup did not finish)');
+    else if (p.recipe.incomplete) p.problems.push(`recipe snapshot incomplete (${p.recipe.incomplete})`);
+    const bad = p.data.filter((d) => d.incomplete);
+    for (const d of bad) p.problems.push(`${d.type} ${d.name} incomplete (${d.incomplete ?? ''})`);
+    const good = p.data.length - bad.length;
+    if (p.expectedData !== undefined && good < p.expectedData) {
+      p.problems.push(`${p.expectedData - good} of ${p.expectedData} data snapshot(s) missing`);
+    }
+    p.complete = p.problems.length === 0;
+  }
+  // Newest first; backup ids sort chronologically by construction.
+  return [...points.values()].sort(
+    (a, b) =>
+      b.backupId.localeCompare(a.backupId) || a.unit.localeCompare(b.unit) || a.host.localeCompare(b.host),
+  );
+}
+
+/** `latest` → the newest complete point of the unit (an incomplete one is never picked implicitly). */
+export function findPoint(points: RestorePoint[], unit: string, backupId: string): RestorePoint | undefined {
+  const mine = points.filter((p) => p.unit === unit);
+  if (backupId === 'latest') return mine.find((p) => p.complete);
+  return mine.find((p) => p.backupId === backupId);
+}
