@@ -534,7 +534,8 @@ export async function loadConfig(opts: LoadOptions): Promise<Config> {
       binary,
     },
     backup: {
-      backupBasePath: r.read('backup', 'backup_base_path', parseAbsolutePath, b.backupBasePath),
+      // Defaults follow the state dir, so KOPI_DOCKA_STATE_DIR isolates a whole installation.
+      backupBasePath: r.read('backup', 'backup_base_path', parseAbsolutePath, path.join(stateDir, 'backups')),
       parallelWorkers: workers.workers,
       parallelWorkersAuto: workers.auto,
       stopTimeout: r.read('backup', 'stop_timeout', (v) => parseInteger(v, 1, 3600), b.stopTimeout),
@@ -544,7 +545,12 @@ export async function loadConfig(opts: LoadOptions): Promise<Config> {
       volumeMode: r.read('backup', 'volume_mode', (v) => parseChoice(v, VOLUME_MODES), b.volumeMode),
       tarDeterministicMtime: r.read('backup', 'tar_deterministic_mtime', parseBool, b.tarDeterministicMtime),
       updateRecoveryBundle: r.read('backup', 'update_recovery_bundle', parseBool, b.updateRecoveryBundle),
-      recoveryBundlePath: r.read('backup', 'recovery_bundle_path', parseAbsolutePath, b.recoveryBundlePath),
+      recoveryBundlePath: r.read(
+        'backup',
+        'recovery_bundle_path',
+        parseAbsolutePath,
+        path.join(stateDir, 'recovery'),
+      ),
       recoveryBundleRetention: r.read(
         'backup',
         'recovery_bundle_retention',

@@ -50,7 +50,6 @@ export const DEFAULTS = {
     binary: 'kopia',
   },
   backup: {
-    backupBasePath: '/var/lib/kopi-docka/backups',
     parallelWorkers: 'auto',
     stopTimeout: 30,
     startTimeout: 120,
@@ -58,7 +57,6 @@ export const DEFAULTS = {
     volumeMode: 'direct' as VolumeMode,
     tarDeterministicMtime: false,
     updateRecoveryBundle: false,
-    recoveryBundlePath: '/var/lib/kopi-docka/recovery',
     recoveryBundleRetention: 3,
   },
   retention: { latest: 10, hourly: 0, daily: 7, weekly: 4, monthly: 12, yearly: 3 },

@@ -226,7 +226,8 @@ void describe('loadConfig: a config file', () => {
     assert.equal(cfg.kopia.username, 'kopi-docka');
     assert.equal(cfg.kopia.binary, 'kopia');
     assert.deepEqual(cfg.backup, {
-      backupBasePath: '/var/lib/kopi-docka/backups',
+      // History and bundles follow the state dir unless configured.
+      backupBasePath: `${sb.stateDir}/backups`,
       parallelWorkers: 4,
       parallelWorkersAuto: true,
       stopTimeout: 30,
@@ -236,7 +237,7 @@ void describe('loadConfig: a config file', () => {
       volumeMode: 'direct',
       tarDeterministicMtime: false,
       updateRecoveryBundle: false,
-      recoveryBundlePath: '/var/lib/kopi-docka/recovery',
+      recoveryBundlePath: `${sb.stateDir}/recovery`,
       recoveryBundleRetention: 3,
       preBackupHook: undefined,
       postBackupHook: undefined,

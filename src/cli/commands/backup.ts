@@ -91,6 +91,11 @@ export function register(program: Command): void {
     .action(async (opts, cmd) => {
       const ctx = createContext(globalsOf(cmd), opts.json);
       const cfg = await ctx.config();
+      if (cfg.backup.updateRecoveryBundle) {
+        ctx.log.warn(
+          'update_recovery_bundle is set, but disaster-recovery bundles are not available in this version yet',
+        );
+      }
       const docker = createDocker();
       try {
         const found = await discoverUnits(docker, { repositoryPath: cfg.kopia.repositoryPath });
