@@ -926,7 +926,9 @@ export class Kopia {
         result = 'created';
       }
     }
-    await this.ensureMaintenanceOwner(opts);
+    // Kopia makes the creator the maintenance owner. A host that only connects (a second host, a restore
+    // on a new machine) must not take it over, or ownership would flip between hosts on every init.
+    if (result === 'created') await this.ensureMaintenanceOwner(opts);
     await this.ensurePolicy(GLOBAL_POLICY, { compression: this.settings.compression }, opts);
     return result;
   }
@@ -1232,20 +1234,47 @@ export class Kopia {
    * "set" and never be written, and the target would silently follow later parent changes.
    */
   async ensurePolicy(target: string, desired: DesiredPolicy, opts: CallOptions = {}): Promise<boolean> {
-    const flags = policyDiffFlags(await this.policyDefined(target, opts), desired);
-    if (flags.length === 0) return false;
-    await this.policySet(target, flags, opts);
-    const rest = policyDiffFlags(await this.policyDefined(target, opts), desired);
-    if (rest.length > 0) {
-      throw new KopiaError(
-        `kopia policy set did not apply to ${target}: still differs in ${rest.join(' ')}`,
-        {
-          reason: 'failed',
-          command: 'kopia policy set',
-        },
+    return (await this.ensurePolicies([{ target, desired }], opts)) > 0;
+  }
+
+  /**
+   * ensurePolicy for several targets with one `policy list` to read them all (every kopia call opens
+   * the repository, so per-target reads cost seconds per unit). Returns how many were written.
+   */
+  async ensurePolicies(
+    items: readonly { target: string; desired: DesiredPolicy }[],
+    opts: CallOptions = {},
+  ): Promise<number> {
+    const find = (list: DefinedPolicy[], target: string) => {
+      const want = policyTargetOf(target);
+      return list.find(
+        (p) =>
+          p.target.host === want.host && p.target.userName === want.userName && p.target.path === want.path,
       );
+    };
+    const before = await this.policyList(opts);
+    let written = 0;
+    for (const { target, desired } of items) {
+      const flags = policyDiffFlags(find(before, target), desired);
+      if (flags.length === 0) continue;
+      await this.policySet(target, flags, opts);
+      written++;
     }
-    return true;
+    if (written === 0) return 0;
+    const after = await this.policyList(opts);
+    for (const { target, desired } of items) {
+      const rest = policyDiffFlags(find(after, target), desired);
+      if (rest.length > 0) {
+        throw new KopiaError(
+          `kopia policy set did not apply to ${target}: still differs in ${rest.join(' ')}`,
+          {
+            reason: 'failed',
+            command: 'kopia policy set',
+          },
+        );
+      }
+    }
+    return written;
   }
 }
 

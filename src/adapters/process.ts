@@ -4,6 +4,8 @@
  * kill the child's whole process group, and errors that carry exit code, signal and stderr tail.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { accessSync, constants as fsConstants, statSync } from 'node:fs';
+import { delimiter, isAbsolute, join, resolve } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { ProcessError } from '../errors.js';
 
@@ -64,6 +66,59 @@ function killTree(child: ChildProcess, sig: NodeJS.Signals): void {
   }
 }
 
+function isExecutableFile(p: string): boolean {
+  try {
+    accessSync(p, fsConstants.X_OK);
+    return statSync(p).isFile();
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * On Linux every child is started through util-linux `setpriv --pdeathsig SIGKILL`, so the kernel kills
+ * it when kopi-docka dies — even by SIGKILL or the OOM killer, which no handler of ours ever sees.
+ * Children run in their own process group (so a Ctrl-C on the terminal reaches only us, and we decide
+ * how to stop them); without this a Kopia or tar would outlive us as an orphan, reading a volume whose
+ * containers `recover` has already started again, or saving a tar stream cut short. Where setpriv is
+ * missing (not Linux, a minimal image) children start directly and that guarantee is lost.
+ */
+const SETPRIV: string | undefined =
+  process.platform === 'linux' ? ['/usr/bin/setpriv', '/bin/setpriv'].find(isExecutableFile) : undefined;
+
+/** `cmd` as execvp would find it (PATH from the child's env), or undefined when it cannot be run. */
+function resolveCommand(
+  cmd: string,
+  envPath: string | undefined,
+  cwd: string | undefined,
+): string | undefined {
+  if (cmd.includes('/')) {
+    const p = isAbsolute(cmd) ? cmd : resolve(cwd ?? process.cwd(), cmd);
+    return isExecutableFile(p) ? p : undefined;
+  }
+  for (const dir of (envPath ?? '').split(delimiter)) {
+    if (!dir) continue;
+    const p = resolve(cwd ?? process.cwd(), join(dir, cmd));
+    if (isExecutableFile(p)) return p;
+  }
+  return undefined;
+}
+
+/**
+ * The argv actually spawned: through setpriv when possible. A command that cannot be resolved is spawned
+ * as is, so the caller still gets spawn's own ENOENT/EACCES error (e.g. "kopia not found").
+ */
+function withParentDeathSignal(
+  argv: readonly string[],
+  env: NodeJS.ProcessEnv,
+  cwd: string | undefined,
+): [string, string[]] {
+  const [cmd = '', ...args] = argv;
+  const resolved = SETPRIV === undefined ? undefined : resolveCommand(cmd, env.PATH, cwd);
+  if (SETPRIV === undefined || resolved === undefined) return [cmd, args];
+  return [SETPRIV, ['--pdeathsig', 'SIGKILL', '--', resolved, ...args]];
+}
+
 export interface Spawned {
   child: ChildProcess;
   done: Promise<RunResult>;
@@ -71,12 +126,13 @@ export interface Spawned {
 
 /** Start a process; the returned promise resolves with its result whatever the exit code. */
 export function start(argv: readonly string[], opts: RunOptions = {}): Spawned {
-  const [cmd, ...args] = argv;
-  if (cmd === undefined) throw new Error('start: empty argv');
+  if (argv[0] === undefined) throw new Error('start: empty argv');
   const inputIsStream = opts.input !== undefined && typeof opts.input === 'object' && 'pipe' in opts.input;
+  const env = { ...process.env, ...opts.env };
+  const [cmd, args] = withParentDeathSignal(argv, env, opts.cwd);
   const child = spawn(cmd, args, {
     cwd: opts.cwd,
-    env: { ...process.env, ...opts.env },
+    env,
     stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
     detached: true,
   });

@@ -14,7 +14,7 @@ export async function withSignals<T>(log: Logger, fn: (signal: AbortSignal) => P
       log.warn(`${sig} received again: still restarting containers, please wait`);
       return;
     }
-    log.warn(`${sig} received: stopping snapshots and starting the stopped containers again`);
+    log.warn(`${sig} received: stopping the running Kopia/tar and starting what this run stopped again`);
     ac.abort(sig);
   };
   for (const s of SIGNALS) process.on(s, onSignal);

@@ -43,17 +43,35 @@ export interface ScriptInput {
   stopTimeoutSec: number;
 }
 
+/**
+ * Never overwrite an earlier safety copy: after a failed run the target holds a half-restored tree, and
+ * running the script again must not replace the copy of the real previous contents with it.
+ */
+const SAFETY_FRESH =
+  '  if [ -e "$SAFETY" ]; then SAFETY="${SAFETY%.tar}-$(date -u +%Y%m%dT%H%M%SZ)-$$.tar"; fi';
+
 const TAR_FLAGS = "--numeric-owner --xattrs --xattrs-include='*' --acls";
 
 function words(argv: string[]): string {
   return argv.map(shq).join(' ');
 }
 
+/**
+ * Text for a `#` comment: a bind path may contain a newline, which would end the comment and make the
+ * rest of the name a command. Control characters are shown as JSON escapes instead.
+ */
+function commentText(s: string): string {
+  // eslint-disable-next-line no-control-regex
+  return s.replace(/[\u0000-\u001f\u007f]/g, (c) => JSON.stringify(c).slice(1, -1));
+}
+
 export function renderRestoreScript(x: ScriptInput): string {
   const L: string[] = [];
   const what = x.kind === 'volume' ? `volume ${x.name}` : `bind mount ${x.name}`;
   L.push('#!/usr/bin/env bash');
-  L.push(`# kopi-docka restore script: ${what} of unit ${x.unit}, backup ${x.backupId}.`);
+  L.push(
+    `# kopi-docka restore script: ${commentText(what)} of unit ${commentText(x.unit)}, backup ${commentText(x.backupId)}.`,
+  );
   L.push('#');
   L.push('# What it does, in order:');
   L.push(
@@ -61,7 +79,7 @@ export function renderRestoreScript(x: ScriptInput): string {
   );
   L.push('#   2. if the target is not empty, writes a safety copy of it (a tar) to SAFETY;');
   L.push(
-    `#   3. empties the target and restores snapshot ${x.snapshotId} (${x.format === 'tar' ? 'tar stream' : 'directory'}) into it,`,
+    `#   3. empties the target and restores snapshot ${commentText(x.snapshotId)} (${x.format === 'tar' ? 'tar stream' : 'directory'}) into it,`,
   );
   L.push('#      with owners, modes and times;');
   if (x.format === 'dir')
@@ -99,6 +117,9 @@ export function renderRestoreScript(x: ScriptInput): string {
   }
   L.push('');
   L.push('STOPPED=()');
+  // Set once this run wrote its copy: an older copy from an earlier run must not be offered as
+  // "the previous contents" when this run failed before touching the target.
+  L.push('SAFETY_MADE=0');
   L.push('finish() {');
   L.push('  local rc=$?');
   L.push('  for c in "${STOPPED[@]+"${STOPPED[@]}"}"; do');
@@ -106,10 +127,14 @@ export function renderRestoreScript(x: ScriptInput): string {
   L.push('  done');
   L.push('  if [ "$rc" -ne 0 ]; then');
   L.push('    echo "restore of $TARGET FAILED (exit $rc)." >&2');
-  L.push('    if [ -f "$SAFETY" ]; then');
+  L.push('    if [ "$SAFETY_MADE" = 1 ]; then');
   L.push('      echo "The previous contents are safe in $SAFETY; to put them back:" >&2');
+  // printf %q: the printed command is safe to paste even when a path holds quotes or `$(…)`.
+  const dest = x.isFile ? '"$(dirname "$TARGET")"' : '"$TARGET"';
+  const empty = x.isFile ? 'rm -f --' : 'find';
+  const emptyTail = x.isFile ? '' : ' -mindepth 1 -delete';
   L.push(
-    `      echo "  find \\"$TARGET\\" -mindepth 1 -delete && tar -xpf \\"$SAFETY\\" ${TAR_FLAGS.replace(/'/g, '')} -C \\"$TARGET\\"" >&2`,
+    `      printf '  ${empty} %q${emptyTail} && tar -xpf %q %s -C %q\\n' "$TARGET" "$SAFETY" "${TAR_FLAGS}" ${dest} >&2`,
   );
   L.push('    fi');
   L.push('  fi');
@@ -118,12 +143,24 @@ export function renderRestoreScript(x: ScriptInput): string {
   L.push('trap finish EXIT');
   L.push('');
   L.push('# Everything running that uses the data: the containers recorded at backup time, plus any other');
-  L.push('# container mounting the volume now.');
+  L.push(`# container mounting the ${x.kind === 'volume' ? 'volume' : 'directory (or file)'} now.`);
   L.push('USING=("${CONTAINERS[@]+"${CONTAINERS[@]}"}")');
   if (x.kind === 'volume') {
     L.push(
       'while IFS= read -r c; do [ -n "$c" ] && USING+=("$c"); done < <(docker ps --filter "volume=$VOLUME" --format "{{.Names}}")',
     );
+  } else {
+    // `docker ps --filter volume=` matches a bind by its destination, not its host path: compare the
+    // Source of every running container's mounts instead (the path goes through the environment, so
+    // awk never interprets it).
+    L.push('while IFS= read -r c; do [ -n "$c" ] && USING+=("$c"); done < <(');
+    L.push(
+      '  docker ps -q | xargs -r docker inspect --format \'{{.Name}}{{range .Mounts}}{{"\\t"}}{{.Source}}{{end}}\' |',
+    );
+    L.push(
+      '    T="$TARGET" awk -F \'\\t\' \'{ for (i = 2; i <= NF; i++) if ($i == ENVIRON["T"]) { sub(/^\\//, "", $1); print $1 } }\'',
+    );
+    L.push(')');
   }
   L.push('for c in "${USING[@]+"${USING[@]}"}"; do');
   L.push('  if [ "$(docker inspect --format "{{.State.Running}}" "$c" 2>/dev/null)" = "true" ]; then');
@@ -137,16 +174,20 @@ export function renderRestoreScript(x: ScriptInput): string {
   if (x.isFile) {
     L.push('mkdir -p "$(dirname "$TARGET")"');
     L.push('if [ -e "$TARGET" ]; then');
+    L.push(SAFETY_FRESH);
     L.push('  mkdir -p "$(dirname "$SAFETY")"');
     L.push(`  tar -cf "$SAFETY" ${TAR_FLAGS} -C "$(dirname "$TARGET")" -- "$(basename "$TARGET")"`);
+    L.push('  SAFETY_MADE=1');
     L.push('  echo "safety copy: $SAFETY"');
     L.push('  rm -f -- "$TARGET"');
     L.push('fi');
   } else {
     L.push('mkdir -p "$TARGET"');
     L.push('if [ -n "$(ls -A "$TARGET")" ]; then');
+    L.push(SAFETY_FRESH);
     L.push('  mkdir -p "$(dirname "$SAFETY")"');
     L.push(`  tar -cf "$SAFETY" ${TAR_FLAGS} -C "$TARGET" .`);
+    L.push('  SAFETY_MADE=1');
     L.push('  echo "safety copy: $SAFETY"');
     L.push('  find "$TARGET" -mindepth 1 -delete');
     L.push('fi');
@@ -157,20 +198,44 @@ export function renderRestoreScript(x: ScriptInput): string {
       `${words(x.kopiaRestore('__SNAPSHOT__', '__TARGET__')).replace(shq('__SNAPSHOT__'), '"$SNAPSHOT"').replace(shq('__TARGET__'), '"$TARGET"')}`,
     );
     if (x.sidecarDir && !x.isFile) {
-      if (x.hasXattrs) {
-        L.push(
-          'if [ -s "$SIDECAR/xattrs.txt" ]; then (cd "$TARGET" && setfattr -h --restore="$SIDECAR/xattrs.txt"); fi',
-        );
+      // Applied whenever the dump has content, not only when the backup judged it complete: getfattr
+      // exits 1 on the first entry it cannot read (a dangling symlink, when run without -h) yet still
+      // dumps every other entry, and those attributes are worth having back. A failure here (e.g.
+      // user.* xattrs recorded for a symlink, which Linux refuses) is a warning, not a failed restore:
+      // the data is back by now, and aborting would leave the user with a half-finished restore.
+      if (!x.hasXattrs || !x.hasAcls) {
+        L.push('# The backup did not report a complete xattr/ACL dump: whatever it recorded is re-applied.');
       }
-      if (x.hasAcls) {
-        L.push(
-          'if [ -s "$SIDECAR/acls.txt" ]; then (cd "$TARGET" && setfacl --restore="$SIDECAR/acls.txt"); fi',
-        );
-      }
-      for (const group of x.hardLinks) {
-        const [first, ...rest] = group;
-        if (first === undefined) continue;
-        for (const other of rest) L.push(`ln -f -- "$TARGET"/${shq(first)} "$TARGET"/${shq(other)}`);
+      L.push('if [ -s "$SIDECAR/xattrs.txt" ]; then');
+      L.push('  if ! (cd "$TARGET" && setfattr -h --restore="$SIDECAR/xattrs.txt"); then');
+      L.push('    echo "warning: some extended attributes could not be re-applied (see above)" >&2');
+      L.push('  fi');
+      L.push('fi');
+      L.push('if [ -s "$SIDECAR/acls.txt" ]; then');
+      L.push('  if ! (cd "$TARGET" && setfacl --restore="$SIDECAR/acls.txt"); then');
+      L.push('    echo "warning: some ACLs could not be re-applied (see above)" >&2');
+      L.push('  fi');
+      L.push('fi');
+      const groups = x.hardLinks.filter((g) => g.length > 1);
+      if (groups.length > 0) {
+        // Names the snapshot does not have (excluded by an ignore policy after the sidecar listed
+        // them) are skipped, not an error. `ln -f` replaces a directory entry, which sets the
+        // directory's mtime to now: the times Kopia restored are kept in a reference file and put back.
+        L.push('# Hard links: Kopia restored each name as its own file; make each group one inode again.');
+        L.push('relink_group() {');
+        L.push('  local anchor="" n dir ref');
+        L.push('  for n in "$@"; do');
+        L.push('    [ -f "$TARGET/$n" ] || continue');
+        L.push('    if [ -z "$anchor" ]; then anchor="$n"; continue; fi');
+        L.push('    dir="$(dirname -- "$TARGET/$n")"');
+        L.push('    ref="$(mktemp)"');
+        L.push('    touch -r "$dir" -- "$ref"');
+        L.push('    ln -f -- "$TARGET/$anchor" "$TARGET/$n"');
+        L.push('    touch -r "$ref" -- "$dir"');
+        L.push('    rm -f -- "$ref"');
+        L.push('  done');
+        L.push('}');
+        for (const g of groups) L.push(`relink_group ${g.map(shq).join(' ')}`);
       }
     }
   } else {

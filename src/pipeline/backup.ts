@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Kopia } from '../adapters/kopia.js';
+import type { DesiredPolicy, Kopia } from '../adapters/kopia.js';
 import type { Logger } from '../cli/logger.js';
 import type { Config } from '../config/types.js';
 import type { Unit } from '../core/model.js';
@@ -19,7 +19,7 @@ import {
   unitPolicyRoots,
   type SnapshotType,
 } from '../core/sources.js';
-import { InterruptedError, KopiDockaError, errorMessage } from '../errors.js';
+import { KopiDockaError, errorMessage } from '../errors.js';
 import { run } from '../adapters/process.js';
 import { VERSION } from '../version.js';
 import { startContainers, stopContainers, type ContainerControl } from './containers.js';
@@ -109,15 +109,29 @@ async function ensureUnitPolicies(deps: BackupDeps, up: UnitPlan): Promise<void>
   const { cfg, kopia } = deps;
   const id = (p: string) => sourceId(cfg.kopia.username, cfg.kopia.hostname, p);
   const retention = retentionFlags(cfg.retention);
-  for (const root of unitPolicyRoots(up.unit)) {
-    await kopia.ensurePolicy(id(root), { ...retention, compression: cfg.kopia.compression });
-  }
+  const items: { target: string; desired: DesiredPolicy }[] = unitPolicyRoots(up.unit).map((root) => ({
+    target: id(root),
+    desired: { ...retention, compression: cfg.kopia.compression },
+  }));
   // Kopia has no --ignore on snapshot create: excludes are an ignore policy on each direct source.
   if (cfg.backup.volumeMode === 'direct') {
-    for (const s of up.sources) {
-      await kopia.ensurePolicy(id(s.kopiaPath), { ignore: cfg.backup.excludePatterns });
-    }
+    for (const s of up.sources)
+      items.push({ target: id(s.kopiaPath), desired: { ignore: cfg.backup.excludePatterns } });
   }
+  await kopia.ensurePolicies(items);
+}
+
+/** Where recipes are staged before their snapshot (one directory per unit, removed after it). */
+export function stagingRoot(stateDir: string): string {
+  return join(stateDir, 'staging');
+}
+
+/**
+ * Remove what a killed run left staged (copies of .env files among it). Only under the run lock: a
+ * running backup's staging must not be pulled from under it.
+ */
+export async function clearStaging(stateDir: string): Promise<void> {
+  await rm(stagingRoot(stateDir), { recursive: true, force: true });
 }
 
 export interface UnitRunContext {
@@ -168,7 +182,7 @@ export async function backupUnit(x: UnitRunContext): Promise<UnitRecord> {
     return rec;
   }
 
-  const recipeDir = join(cfg.stateDir, 'staging', escapeSegment(up.unit));
+  const recipeDir = join(stagingRoot(cfg.stateDir), escapeSegment(up.unit));
   const snapshots: DataSnapshot[] = [];
   try {
     await ensureUnitPolicies(deps, up);
@@ -181,6 +195,10 @@ export async function backupUnit(x: UnitRunContext): Promise<UnitRecord> {
     }
     const containers = await writeInspects(recipeDir, unit.containers, digests);
 
+    if (signal.aborted) {
+      fail(`interrupted by ${String(signal.reason)} before anything was stopped`);
+      return rec;
+    }
     if (up.stop.length > 0) {
       await writeJournal(cfg.stateDir, {
         pid: process.pid,
@@ -190,7 +208,6 @@ export async function backupUnit(x: UnitRunContext): Promise<UnitRecord> {
         containers: up.stop.map((s) => ({ id: s.id, name: s.container })),
       });
     }
-    if (signal.aborted) throw new InterruptedError(signal.reason as NodeJS.Signals);
     const downStart = Date.now();
     const stopped = await stopContainers(docker, up.stop, log);
     let startProblems: string[] = [];
@@ -227,10 +244,15 @@ export async function backupUnit(x: UnitRunContext): Promise<UnitRecord> {
       );
       if (stopped.stopped.length > 0) rec.downtimeSec = Math.round((Date.now() - downStart) / 100) / 10;
       // A journal stays while something we stopped is not back: `recover` retries it.
-      if (startProblems.length === 0) await clearJournal(cfg.stateDir);
+      if (startProblems.length === 0) await clearJournal(cfg.stateDir, up.unit);
     }
     for (const p of startProblems) fail(`not back in service after the backup: ${p}`);
-    if (signal.aborted) throw new InterruptedError(signal.reason as NodeJS.Signals);
+    if (signal.aborted) {
+      // No recipe: what was snapshotted before the signal is not a restore point.
+      const back = stopped.stopped.length > 0 && startProblems.length === 0;
+      fail(`interrupted by ${String(signal.reason)}${back ? '; its containers were started again' : ''}`);
+      return rec;
+    }
     if (rec.status === 'failed' && snapshots.length < up.sources.length) {
       // No recipe: the restore point stays incomplete, so it is never mistaken for a good one.
       return rec;
@@ -273,7 +295,6 @@ export async function backupUnit(x: UnitRunContext): Promise<UnitRecord> {
       (err: unknown) => fail(errorMessage(err)),
     );
   } catch (err) {
-    if (err instanceof InterruptedError) throw err;
     fail(errorMessage(err));
   } finally {
     // The staged recipe holds copies of .env files: keep them only inside the repository.
@@ -330,24 +351,10 @@ export async function runBackup(
     deps.log.info(
       `unit ${up.unit}: ${up.stop.length} container(s) to stop, ${up.sources.length} data source(s)`,
     );
-    try {
-      const r = await backupUnit({ deps, plan, unit, up, signal, timestamp: new Date().toISOString() });
-      rec.units.push(r);
-      if (r.status === 'failed') deps.log.error(`unit ${up.unit} failed: ${r.error ?? ''}`);
-      else deps.log.info(`unit ${up.unit} done (down ${r.downtimeSec}s)`);
-    } catch (err) {
-      if (!(err instanceof InterruptedError)) throw err;
-      rec.interrupted = err.signal;
-      rec.units.push({
-        unit: up.unit,
-        status: 'failed',
-        error: `interrupted by ${err.signal}; its containers were started again`,
-        downtimeSec: 0,
-        bytes: 0,
-        snapshots: [],
-        warnings: [],
-      });
-    }
+    const r = await backupUnit({ deps, plan, unit, up, signal, timestamp: new Date().toISOString() });
+    rec.units.push(r);
+    if (r.status === 'failed') deps.log.error(`unit ${up.unit} failed: ${r.error ?? ''}`);
+    else deps.log.info(`unit ${up.unit} done (down ${r.downtimeSec}s)`);
   }
   rec.finishedAt = new Date().toISOString();
   if (signal.aborted && !rec.interrupted) rec.interrupted = String(signal.reason);

@@ -108,8 +108,13 @@ async function captureSidecar(hostPath: string, dir: string, signal: AbortSignal
     }
     return true;
   };
-  // Relative names (cwd = the source) so the dump can be replayed onto any restore target.
-  const xattrs = await dump('getfattr', ['-R', '-P', '-d', '-m', '-', '-e', 'base64', '.'], 'xattrs.txt');
+  // Relative names (cwd = the source) so the dump can be replayed onto any restore target; -h: a
+  // symlink's own attributes, never its target's (a dangling link would otherwise fail the dump).
+  const xattrs = await dump(
+    'getfattr',
+    ['-R', '-P', '-h', '-d', '-m', '-', '-e', 'base64', '.'],
+    'xattrs.txt',
+  );
   const acls = await dump('getfacl', ['-R', '-P', '-n', '-s', '.'], 'acls.txt');
   return { dir, xattrs, acls, hardLinkGroups: tree.hardLinks.length, notes };
 }

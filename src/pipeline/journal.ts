@@ -2,6 +2,9 @@
  * The stop journal: written (and fsynced) before the first container of a unit is stopped, cleared when
  * they run again. A journal left behind means a run died with containers down; `recover`, the next
  * backup, and the daemon's start replay it.
+ *
+ * It holds one entry per unit: a unit whose containers did not all come back keeps its entry while the
+ * run goes on with the next unit, so the next unit's entry must not overwrite it.
  */
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -16,23 +19,72 @@ export interface JournalEntry {
   containers: { id: string; name: string }[];
 }
 
+interface JournalFile {
+  entries: JournalEntry[];
+}
+
 export function journalPath(stateDir: string): string {
   return join(stateDir, 'journal.json');
 }
 
-export async function readJournal(stateDir: string): Promise<JournalEntry | undefined> {
+/** Every entry of the journal, oldest first; empty when there is none. */
+export async function readJournalEntries(stateDir: string): Promise<JournalEntry[]> {
+  let text: string;
   try {
-    return JSON.parse(await readFile(journalPath(stateDir), 'utf8')) as JournalEntry;
+    text = await readFile(journalPath(stateDir), 'utf8');
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
     throw err;
   }
+  const data = JSON.parse(text) as Partial<JournalFile> & Partial<JournalEntry>;
+  if (Array.isArray(data.entries)) return data.entries;
+  // A single entry (the first format).
+  return Array.isArray(data.containers) ? [data as JournalEntry] : [];
 }
 
+/**
+ * The journal as one entry (every container it names; the newest entry's run and unit), or undefined
+ * when there is none — for callers that only report it.
+ */
+export async function readJournal(stateDir: string): Promise<JournalEntry | undefined> {
+  const entries = await readJournalEntries(stateDir);
+  const last = entries.at(-1);
+  if (!last) return undefined;
+  return {
+    ...last,
+    unit: entries.map((e) => e.unit).join(', '),
+    containers: entries.flatMap((e) => e.containers),
+  };
+}
+
+async function writeEntries(stateDir: string, entries: JournalEntry[]): Promise<void> {
+  if (entries.length === 0) {
+    await rm(journalPath(stateDir), { force: true });
+    return;
+  }
+  const file: JournalFile = { entries };
+  await writeFileAtomic(journalPath(stateDir), JSON.stringify(file, null, 2));
+}
+
+/** Add (or replace) the entry of `entry.unit`; entries of other units are kept. */
 export async function writeJournal(stateDir: string, entry: JournalEntry): Promise<void> {
-  await writeFileAtomic(journalPath(stateDir), JSON.stringify(entry, null, 2));
+  const others = (await readJournalEntries(stateDir)).filter((e) => e.unit !== entry.unit);
+  await writeEntries(stateDir, [...others, entry]);
 }
 
-export async function clearJournal(stateDir: string): Promise<void> {
-  await rm(journalPath(stateDir), { force: true });
+/** Remove the entry of `unit` (the file goes with the last entry); without a unit, the whole journal. */
+export async function clearJournal(stateDir: string, unit?: string): Promise<void> {
+  if (unit === undefined) {
+    await rm(journalPath(stateDir), { force: true });
+    return;
+  }
+  await writeEntries(
+    stateDir,
+    (await readJournalEntries(stateDir)).filter((e) => e.unit !== unit),
+  );
+}
+
+/** Keep exactly these entries (what a partial replay could not finish). */
+export async function replaceJournal(stateDir: string, entries: JournalEntry[]): Promise<void> {
+  await writeEntries(stateDir, entries);
 }

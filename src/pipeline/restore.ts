@@ -51,6 +51,15 @@ async function isNonEmpty(path: string): Promise<boolean> {
   }
 }
 
+async function holdsRecipeOf(recipeDir: string, point: RestorePoint): Promise<boolean> {
+  try {
+    const m = JSON.parse(await readFile(join(recipeDir, 'manifest.json'), 'utf8')) as Partial<RecipeManifest>;
+    return m.unit === point.unit && m.backupId === point.backupId && m.host === point.host;
+  } catch {
+    return false;
+  }
+}
+
 export async function restoreRecipe(
   kopia: Kopia,
   point: RestorePoint,
@@ -62,9 +71,11 @@ export async function restoreRecipe(
     });
   }
   const recipeDir = join(workDir, 'recipe');
-  if (await isNonEmpty(recipeDir)) {
+  // Running the same restore again (typically: refused for a non-empty volume, then re-run with --yes)
+  // finds its own earlier recipe there; anything else is somebody's data and is never written over.
+  if ((await isNonEmpty(recipeDir)) && !(await holdsRecipeOf(recipeDir, point))) {
     throw new UsageError(
-      `${recipeDir} is not empty (a previous restore of this point?)`,
+      `${recipeDir} is not empty and does not hold the recipe of ${point.unit} ${point.backupId}`,
       'remove it or pass another directory with --to',
     );
   }
@@ -73,12 +84,26 @@ export async function restoreRecipe(
   const manifest = JSON.parse(await readFile(join(recipeDir, 'manifest.json'), 'utf8')) as RecipeManifest;
   const projectDir = join(workDir, manifest.unit);
   const composeFiles: string[] = [];
+  const isConfig = (f: { hostPath: string }) => manifest.compose.configFiles.includes(f.hostPath);
+  const placed = new Map<string, string>();
   for (const f of manifest.compose.files) {
-    if (!f.stored.startsWith('project/')) continue;
-    const dest = join(projectDir, f.stored.slice('project/'.length));
+    let dest: string;
+    if (f.stored.startsWith('project/')) dest = join(projectDir, f.stored.slice('project/'.length));
+    else if (isConfig(f)) {
+      // A compose file from outside the project dir (`-f /elsewhere/x.yml`): Compose resolves relative
+      // paths against the project dir anyway, so next to the others is where it works. Other external
+      // files stay in recipe/external/ for the user to place.
+      dest = join(projectDir, basename(f.hostPath));
+      if ([...placed.values()].includes(dest)) dest = join(projectDir, `external-${basename(f.hostPath)}`);
+    } else continue;
     await mkdir(dirname(dest), { recursive: true });
     await copyFile(join(recipeDir, f.stored), dest);
-    if (manifest.compose.configFiles.includes(f.hostPath)) composeFiles.push(dest);
+    placed.set(f.hostPath, dest);
+  }
+  // In the order the project used them: later files override earlier ones.
+  for (const hostPath of manifest.compose.configFiles) {
+    const dest = placed.get(hostPath);
+    if (dest) composeFiles.push(dest);
   }
   const redacted = manifest.containers
     .filter((c) => c.redactedEnv.length > 0)
@@ -222,16 +247,25 @@ export async function executeScript(
   d: DataRestore,
   password: string,
   onLine: (line: string) => void,
-): Promise<void> {
+): Promise<{ safetyCopy: string | undefined }> {
   const res = await run(['bash', d.scriptPath], {
     env: { KOPIA_PASSWORD: password },
     onStderrLine: onLine,
     maxStdoutBytes: 1024 * 1024,
   });
-  for (const l of res.stdout.split('\n')) if (l) onLine(l);
+  let safetyCopy: string | undefined;
+  for (const l of res.stdout.split('\n')) {
+    if (!l) continue;
+    onLine(l);
+    // The script names the copy it made (its name may differ from the planned one; see SAFETY_FRESH).
+    if (l.startsWith(SAFETY_LINE)) safetyCopy = l.slice(SAFETY_LINE.length);
+  }
   if (res.code !== 0) {
     throw new KopiDockaError(`restore of ${d.entry.type} ${d.entry.name} failed (exit ${String(res.code)})`, {
       hint: `the script ${d.scriptPath} printed how to put the safety copy back; nothing was deleted without one`,
     });
   }
+  return { safetyCopy };
 }
+
+const SAFETY_LINE = 'safety copy: ';

@@ -7,6 +7,7 @@ import type { Plan } from '../../core/plan.js';
 import { selectUnits } from '../../core/plan.js';
 import { ExitCode, InterruptedError, RepositoryError, UsageError, errorMessage } from '../../errors.js';
 import {
+  clearStaging,
   measureSources,
   planFor,
   readLastBackupId,
@@ -98,9 +99,9 @@ export function register(program: Command): void {
       }
       const docker = createDocker();
       try {
-        const found = await discoverUnits(docker, { repositoryPath: cfg.kopia.repositoryPath });
+        let found = await discoverUnits(docker, { repositoryPath: cfg.kopia.repositoryPath });
         for (const w of found.warnings) ctx.log.warn(w);
-        const { selected, unknown } = selectUnits(found.units, opts.unit);
+        let { selected, unknown } = selectUnits(found.units, opts.unit);
         if (unknown.length > 0) {
           throw new UsageError(
             `unknown unit${unknown.length > 1 ? 's' : ''}: ${unknown.join(', ')}`,
@@ -119,9 +120,16 @@ export function register(program: Command): void {
 
         const lock = await acquireLock(cfg.stateDir, 'backup');
         try {
+          await clearStaging(cfg.stateDir);
           const replayed = await replayJournal(cfg.stateDir, docker, ctx.log);
-          if (replayed)
+          if (replayed) {
             ctx.log.warn(`restarted containers a previous run left stopped: ${replayed.join(', ')}`);
+            // Discovery saw them stopped: planned from that, they would be neither stopped nor started
+            // again, i.e. snapshotted while running. Look again now that they run.
+            found = await discoverUnits(docker, { repositoryPath: cfg.kopia.repositoryPath });
+            ({ selected, unknown } = selectUnits(found.units, opts.unit));
+            if (unknown.length > 0) ctx.log.warn(`unit(s) gone since the run started: ${unknown.join(', ')}`);
+          }
 
           // Pre-flight: nothing is stopped unless the repository is there and writable.
           const kopia = new Kopia(cfg.kopia);
@@ -144,18 +152,22 @@ export function register(program: Command): void {
           await measureSources(plan);
           ctx.log.info(`backup ${backupId}: ${plan.units.length} unit(s)`);
 
-          const rec = await withSignals(ctx.log, (signal) =>
-            runBackup({ cfg, kopia, log: ctx.log, docker }, plan, selected, signal),
-          );
-          // Auto-maintenance is off on every call (it must not run while containers are down): run it here.
-          if (!rec.interrupted) {
-            await kopia
-              .maintenanceRunIfDue()
-              .catch((err: unknown) => ctx.log.warn(`repository maintenance failed: ${errorMessage(err)}`));
-          }
-          await appendRun(cfg.backup.backupBasePath, rec).catch((err: unknown) =>
-            ctx.log.warn(`could not record the run history: ${errorMessage(err)}`),
-          );
+          const rec = await withSignals(ctx.log, async (signal) => {
+            const r = await runBackup({ cfg, kopia, log: ctx.log, docker }, plan, selected, signal);
+            // Recorded before maintenance, which may take long: a signal during it loses nothing.
+            await appendRun(cfg.backup.backupBasePath, r).catch((err: unknown) =>
+              ctx.log.warn(`could not record the run history: ${errorMessage(err)}`),
+            );
+            // Auto-maintenance is off on every call (it must not run while containers are down): run it
+            // here, every container is up again. A signal stops it (Kopia's maintenance is resumable).
+            if (!r.interrupted) {
+              await kopia.maintenanceRunIfDue({ signal }).catch((err: unknown) => {
+                if (!signal.aborted) ctx.log.warn(`repository maintenance failed: ${errorMessage(err)}`);
+              });
+              if (signal.aborted) r.interrupted = String(signal.reason);
+            }
+            return r;
+          });
           if (ctx.out.json) ctx.out.data(rec);
           else printSummary(ctx, rec);
           if (rec.interrupted) throw new InterruptedError(rec.interrupted as NodeJS.Signals);

@@ -138,6 +138,22 @@ async function diagnose(cfg: Config): Promise<Finding[]> {
         hint: 'run `kopi-docka init`',
       });
     }
+    const owner = await kopia.maintenanceInfo().then(
+      (m) => m.owner,
+      () => undefined,
+    );
+    if (owner !== undefined) {
+      f.push(
+        owner === kopia.identity
+          ? { check: 'maintenance', level: 'OK', detail: `this host (${owner}) runs repository maintenance` }
+          : {
+              check: 'maintenance',
+              level: 'WARN',
+              detail: `maintenance is owned by ${owner || '(nobody)'}, not ${kopia.identity}`,
+              hint: "fine while that host runs backups; if it is gone, run `kopia maintenance set --owner=me` with kopi-docka's config file",
+            },
+      );
+    }
   }
 
   for (const [what, path] of [

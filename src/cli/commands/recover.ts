@@ -1,5 +1,6 @@
 import type { Command } from '@commander-js/extra-typings';
 import { createDocker } from '../../adapters/docker.js';
+import { clearStaging } from '../../pipeline/backup.js';
 import { acquireLock } from '../../pipeline/lock.js';
 import { replayJournal } from '../../pipeline/recover.js';
 import { createContext, exitState, globalsOf } from '../context.js';
@@ -15,6 +16,7 @@ export function register(program: Command): void {
       const docker = createDocker();
       try {
         const started = await replayJournal(cfg.stateDir, docker, ctx.log);
+        await clearStaging(cfg.stateDir);
         if (started === undefined) ctx.out.line('nothing to recover: no run left containers stopped');
         else ctx.out.line(`started again: ${started.join(', ') || '(none needed)'}`);
         exitState.code = 0;

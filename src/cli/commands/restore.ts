@@ -1,5 +1,5 @@
 import { mkdir } from 'node:fs/promises';
-import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
+import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import type { Command } from '@commander-js/extra-typings';
 import { Kopia } from '../../adapters/kopia.js';
 import { pipeline, run } from '../../adapters/process.js';
@@ -38,10 +38,14 @@ interface RestoreOpts {
   json?: boolean;
 }
 
+/**
+ * Every restore point of the host(s) asked for — all units, so that an unknown `--unit` can be answered
+ * with the units that do exist; `--list --unit` narrows the display only.
+ */
 async function loadPoints(kopia: Kopia, cfg: Config, o: RestoreOpts): Promise<RestorePoint[]> {
   const snaps = await kopia.snapshotList({ all: true });
   const host = o.allHosts ? undefined : (o.host ?? cfg.kopia.hostname);
-  return groupRestorePoints(snaps, { host, unit: o.unit });
+  return groupRestorePoints(snaps, { host });
 }
 
 function printPoints(ctx: Context, points: RestorePoint[]): void {
@@ -81,6 +85,14 @@ function pickPoint(points: RestorePoint[], o: RestoreOpts): RestorePoint {
       `units with restore points: ${units.join(', ') || '(none)'}`,
     );
   }
+  // With --all-hosts one unit name may exist on several machines: never pick one of them silently.
+  const hosts = [...new Set(points.filter((p) => p.unit === unit).map((p) => p.host))];
+  if (hosts.length > 1) {
+    throw new UsageError(
+      `unit ${unit} has restore points from several hosts: ${hosts.join(', ')}`,
+      'pick one with --host H',
+    );
+  }
   const id = o.backupId ?? 'latest';
   const p = findPoint(points, unit, id);
   if (!p) {
@@ -98,6 +110,19 @@ function pickPoint(points: RestorePoint[], o: RestoreOpts): RestorePoint {
   return p;
 }
 
+/** The shell command that puts a safety copy back in place of what the restore wrote. */
+function putBackCommand(d: DataRestore, copy: string): string {
+  const flags = "--numeric-owner --xattrs --xattrs-include='*' --acls";
+  const target =
+    d.entry.type === 'volume'
+      ? `"$(docker volume inspect --format '{{.Mountpoint}}' ${shq(d.entry.name)})"`
+      : shq(d.target);
+  if (d.entry.isFile) {
+    return `rm -f -- ${target} && tar -xpf ${shq(copy)} ${flags} -C ${shq(dirname(d.target))}`;
+  }
+  return `find ${target} -mindepth 1 -delete && tar -xpf ${shq(copy)} ${flags} -C ${target}`;
+}
+
 function composeCommand(hasV2: boolean): string {
   return hasV2 ? 'docker compose' : 'docker-compose';
 }
@@ -112,6 +137,7 @@ async function printNextSteps(
   r: RestoredRecipe,
   data: DataRestore[],
   executed: boolean,
+  safety: Map<DataRestore, string>,
 ): Promise<void> {
   const { out } = ctx;
   out.line();
@@ -127,6 +153,11 @@ async function printNextSteps(
       `  ${d.entry.type} ${d.entry.name} → ${d.note}${d.entry.type === 'bind' ? ` at ${d.target}` : ''}`,
     );
     out.line(`    script: ${d.scriptPath}${executed ? ' (done)' : ''}`);
+    const copy = safety.get(d);
+    if (copy) {
+      out.line(`    safety copy of the previous contents: ${copy}`);
+      out.line(`    to put it back (with its containers stopped): ${putBackCommand(d, copy)}`);
+    }
   }
   if (!executed && data.length > 0) {
     out.line(
@@ -136,7 +167,7 @@ async function printNextSteps(
   }
   if (r.composeFiles.length > 0) {
     const v2 = await hasComposeV2();
-    const files = r.composeFiles.map((f) => `-f ${shq(basename(f))}`).join(' ');
+    const files = r.composeFiles.map((f) => `-f ${shq(relative(r.projectDir, f))}`).join(' ');
     out.line();
     out.line('Next step — start the restored stack:');
     out.line(`  cd ${shq(r.projectDir)} && ${composeCommand(v2)} -p ${shq(r.manifest.unit)} ${files} up -d`);
@@ -205,9 +236,11 @@ async function restoreSinglePath(
       {},
     );
     if (res.consumer.code !== 0) {
+      const parent = dirname(rel) === '.' ? '' : dirname(rel);
+      const entries = await tarChildren(kopia, `${snap.rootObj}/${stream}`, parent);
       throw new UsageError(
-        `"${rel}" is not in ${want} of ${point.backupId}: ${res.consumer.stderrTail.trim()}`,
-        'list the stream with `kopia show … | tar -t`',
+        `"${rel}" is not in ${want} of ${point.backupId}: ${res.consumer.stderrTail.trim().split('\n')[0] ?? ''}`,
+        `entries in /${parent}: ${entries.join(', ') || '(none)'}`,
       );
     }
   } else {
@@ -223,6 +256,26 @@ async function restoreSinglePath(
     await kopia.restore(`${snap.id}/${rel}`, dest);
   }
   ctx.out.line(`restored ${rel} from ${want} (${point.backupId}) to ${dest}`);
+}
+
+/** Names directly under `parent` in a tar stream (directories end with '/'), for "what exists" hints. */
+async function tarChildren(kopia: Kopia, object: string, parent: string): Promise<string[]> {
+  const res = await pipeline(
+    kopia.argv(['show'], [], [object]),
+    ['tar', '-tf', '-'],
+    { env: envOf(kopia) },
+    { maxStdoutBytes: 16 * 1024 * 1024 },
+  ).catch(() => undefined);
+  if (!res || res.consumer.code !== 0) return [];
+  const prefix = parent ? `./${parent}/` : './';
+  const names = new Set<string>();
+  for (const line of res.consumer.stdout.split('\n')) {
+    if (!line.startsWith(prefix) || line === prefix) continue;
+    const rest = line.slice(prefix.length);
+    const slash = rest.indexOf('/');
+    names.add(slash < 0 ? rest : rest.slice(0, slash + 1));
+  }
+  return [...names].sort();
 }
 
 function envOf(kopia: Kopia): Record<string, string | undefined> {
@@ -242,6 +295,7 @@ async function runRestore(ctx: Context, o: RestoreOpts, interactive: boolean): P
   let points = await loadPoints(kopia, cfg, o);
 
   if (o.list) {
+    if (o.unit !== undefined) points = points.filter((p) => p.unit === o.unit);
     if (ctx.out.json) ctx.out.data({ restorePoints: points });
     else printPoints(ctx, points);
     exitState.code = 0;
@@ -258,23 +312,33 @@ async function runRestore(ctx: Context, o: RestoreOpts, interactive: boolean): P
       'Unit to restore',
       units.map((u) => ({ label: u, value: u })),
     );
-    const mine = points.filter((p) => p.unit === o.unit);
-    o.backupId ??= await choose(
+    const wanted = o.backupId === 'latest' ? undefined : o.backupId;
+    const mine = points.filter((p) => p.unit === o.unit && (!wanted || p.backupId === wanted));
+    if (mine.length === 0) {
+      throw new UsageError(
+        `unknown backup_id "${o.backupId ?? ''}" for ${o.unit}`,
+        knownPoints(points, o.unit),
+      );
+    }
+    // With --all-hosts the same unit may come from several machines: show whose each point is.
+    const manyHosts = new Set(mine.map((p) => p.host)).size > 1;
+    const chosen = await choose(
       'Restore point',
       mine.map((p) => ({
-        label: `${p.backupId}  ${formatBytes(p.sizeBytes)}${p.complete ? '' : `  INCOMPLETE: ${p.problems.join('; ')}`}`,
-        value: p.backupId,
+        label: `${p.backupId}  ${formatBytes(p.sizeBytes)}${manyHosts ? `  host ${p.host}` : ''}${p.complete ? '' : `  INCOMPLETE: ${p.problems.join('; ')}`}`,
+        value: p,
       })),
     );
-    const chosen = mine.find((p) => p.backupId === o.backupId);
-    if (chosen && !chosen.complete) {
+    o.backupId = chosen.backupId;
+    points = points.filter((p) => p.host === chosen.host);
+    if (!chosen.complete) {
       o.allowIncomplete = await confirm(
         'This restore point is incomplete. Restore what it has anyway?',
         false,
       );
       if (!o.allowIncomplete) throw new KopiDockaError('cancelled', { exitCode: ExitCode.FAILURE });
     }
-    const def = defaultWorkDir(cfg, chosen ?? (mine[0] as RestorePoint));
+    const def = defaultWorkDir(cfg, chosen);
     o.to ??= (await ask(`Restore into directory [${def}]`)) || def;
   } else if (!o.unit) {
     throw new UsageError(
@@ -283,7 +347,6 @@ async function runRestore(ctx: Context, o: RestoreOpts, interactive: boolean): P
     );
   }
 
-  points = points.filter((p) => p.unit === o.unit);
   const point = pickPoint(points, o);
   if (o.path !== undefined) {
     await restoreSinglePath(ctx, kopia, point, o);
@@ -301,28 +364,30 @@ async function runRestore(ctx: Context, o: RestoreOpts, interactive: boolean): P
   });
 
   let execute = o.execute ?? false;
+  const safety = new Map<DataRestore, string>();
   if (interactive && !execute && data.length > 0)
     execute = await confirm('Run the restore scripts now?', false);
   if (execute) {
     const lock = await acquireLock(cfg.stateDir, 'restore');
     try {
+      // Every refusal before the first script runs: stopping half-way through a unit's data sources
+      // would leave it half old, half restored.
       for (const d of data) {
-        if (!o.yes && (await targetHasData(d))) {
-          const ok =
-            interactive &&
-            (await confirm(`${d.entry.name} is not empty; replace it (a safety copy is kept)?`, false));
-          if (!ok) {
-            throw new KopiDockaError(
-              `${d.entry.type} ${d.entry.name} is not empty: refusing to overwrite it`,
-              {
-                exitCode: ExitCode.USAGE,
-                hint: `pass --yes to replace it (a safety copy is written under ${join(workDir, 'safety')} first), or restore into an empty target`,
-              },
-            );
-          }
+        if (o.yes || !(await targetHasData(d))) continue;
+        const ok =
+          interactive &&
+          (await confirm(`${d.entry.name} is not empty; replace it (a safety copy is kept)?`, false));
+        if (!ok) {
+          throw new KopiDockaError(`${d.entry.type} ${d.entry.name} is not empty: refusing to overwrite it`, {
+            exitCode: ExitCode.USAGE,
+            hint: `pass --yes to replace it (a safety copy is written under ${join(workDir, 'safety')} first), or restore into an empty target`,
+          });
         }
+      }
+      for (const d of data) {
         ctx.log.info(`restoring ${d.entry.type} ${d.entry.name} → ${d.note}`);
-        await executeScript(d, cfg.kopia.password, (l) => ctx.log.info(`  ${l}`));
+        const done = await executeScript(d, cfg.kopia.password, (l) => ctx.log.info(`  ${l}`));
+        if (done.safetyCopy) safety.set(d, done.safetyCopy);
       }
     } finally {
       await lock.release();
@@ -341,10 +406,11 @@ async function runRestore(ctx: Context, o: RestoreOpts, interactive: boolean): P
         name: d.entry.name,
         target: d.target,
         script: d.scriptPath,
+        safetyCopy: safety.get(d) ?? null,
       })),
       redacted: recipe.redacted,
     });
-  } else await printNextSteps(ctx, recipe, data, execute);
+  } else await printNextSteps(ctx, recipe, data, execute, safety);
   exitState.code = 0;
 }
 
