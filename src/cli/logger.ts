@@ -9,6 +9,8 @@ const PRIORITY: Record<LogLevel, number> = { debug: 7, info: 6, warning: 4, erro
 
 export interface Logger {
   level: LogLevel;
+  /** Set by a live progress display so log lines are written around it, not through it. */
+  around?: ((write: () => void) => void) | undefined;
   debug(msg: string): void;
   info(msg: string): void;
   warn(msg: string): void;
@@ -20,7 +22,9 @@ export function createLogger(level: LogLevel, stream: NodeJS.WriteStream = proce
   const write = (l: LogLevel, msg: string) => {
     if (ORDER[l] < ORDER[logger.level]) return;
     const prefix = tty ? (l === 'info' ? '' : `${l}: `) : `<${PRIORITY[l]}>`;
-    stream.write(`${prefix}${msg}\n`);
+    const line = `${prefix}${msg}\n`;
+    if (logger.around) logger.around(() => stream.write(line));
+    else stream.write(line);
   };
   const logger: Logger = {
     level,

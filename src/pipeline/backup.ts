@@ -35,6 +35,8 @@ export interface BackupDeps {
   docker: ContainerControl & { imageDigests(imageId: string): Promise<string[]> };
   kopia: Kopia;
   log: Logger;
+  /** Live per-source progress lines (a terminal display); plain log lines are written regardless. */
+  progress?: { update(key: string, text: string): void; done(key: string): void } | undefined;
 }
 
 export function planFor(cfg: Config, units: Unit[], backupId: string, dockerRootDir: string): Plan {
@@ -225,7 +227,10 @@ export async function backupUnit(x: UnitRunContext): Promise<UnitRecord> {
           recipeDir,
           timeoutMs: cfg.backup.taskTimeout * 1000,
           signal,
-        });
+          onProgress: deps.progress
+            ? (src, line) => deps.progress?.update(`${up.unit} ${src.name}`, line)
+            : undefined,
+        }).finally(() => deps.progress?.done(`${up.unit} ${s.name}`));
       });
       for (const [i, r] of results.entries()) {
         if (r.status === 'fulfilled') {

@@ -51,6 +51,8 @@ export interface DataContext {
   recipeDir: string;
   timeoutMs: number;
   signal: AbortSignal;
+  /** Live progress of a direct snapshot (Kopia's progress line); only wanted on a terminal. */
+  onProgress?: ((src: PlannedSource, line: string) => void) | undefined;
 }
 
 export function tarArgv(
@@ -148,7 +150,13 @@ export async function snapshotSource(src: PlannedSource, ctx: DataContext): Prom
   if (ctx.mode === 'direct') {
     const sidecarDir = join(ctx.recipeDir, 'sidecars', escapeSegment(src.key));
     const [manifest, sidecar] = await Promise.all([
-      ctx.kopia.snapshotCreate(src.hostPath, { source, tags, timeoutMs: ctx.timeoutMs, signal: ctx.signal }),
+      ctx.kopia.snapshotCreate(src.hostPath, {
+        source,
+        tags,
+        timeoutMs: ctx.timeoutMs,
+        signal: ctx.signal,
+        ...(ctx.onProgress ? { onProgress: (l: string) => ctx.onProgress?.(src, l) } : {}),
+      }),
       isFile ? Promise.resolve(undefined) : captureSidecar(src.hostPath, sidecarDir, ctx.signal),
     ]);
     checkComplete(manifest, src.name);

@@ -22,6 +22,7 @@ import { createContext, exitState, globalsOf, type Context } from '../context.js
 import { formatBytes } from '../format.js';
 import { paint, table } from '../output.js';
 import { withSignals } from '../signals.js';
+import { createProgress } from '../progress.js';
 
 function printPlan(ctx: Context, plan: Plan): void {
   const { out } = ctx;
@@ -153,7 +154,10 @@ export function register(program: Command): void {
           ctx.log.info(`backup ${backupId}: ${plan.units.length} unit(s)`);
 
           const rec = await withSignals(ctx.log, async (signal) => {
-            const r = await runBackup({ cfg, kopia, log: ctx.log, docker }, plan, selected, signal);
+            const progress = ctx.out.json ? undefined : createProgress(process.stderr);
+            ctx.log.around = progress?.around;
+            const r = await runBackup({ cfg, kopia, log: ctx.log, docker, progress }, plan, selected, signal);
+            ctx.log.around = undefined;
             // Recorded before maintenance, which may take long: a signal during it loses nothing.
             await appendRun(cfg.backup.backupBasePath, r).catch((err: unknown) =>
               ctx.log.warn(`could not record the run history: ${errorMessage(err)}`),
