@@ -83,7 +83,12 @@ export function streamNameFor(src: PlannedSource): string {
   return `${base}.tar`;
 }
 
-async function captureSidecar(hostPath: string, dir: string, signal: AbortSignal): Promise<SidecarInfo> {
+async function captureSidecar(
+  hostPath: string,
+  dir: string,
+  signal: AbortSignal,
+  timeoutMs: number,
+): Promise<SidecarInfo> {
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const notes: string[] = [];
   const tree = await walkTree(hostPath, { hardLinks: true });
@@ -100,7 +105,8 @@ async function captureSidecar(hostPath: string, dir: string, signal: AbortSignal
       out.on('finish', resolve);
       out.on('error', reject);
     });
-    const res = await run([tool, ...args], { cwd: hostPath, stdoutTo: out, signal });
+    // Containers are down while this runs: it gets the same time limit as the snapshot itself.
+    const res = await run([tool, ...args], { cwd: hostPath, stdoutTo: out, signal, timeoutMs });
     await done;
     if (res.code !== 0) {
       notes.push(
@@ -157,7 +163,9 @@ export async function snapshotSource(src: PlannedSource, ctx: DataContext): Prom
         signal: ctx.signal,
         ...(ctx.onProgress ? { onProgress: (l: string) => ctx.onProgress?.(src, l) } : {}),
       }),
-      isFile ? Promise.resolve(undefined) : captureSidecar(src.hostPath, sidecarDir, ctx.signal),
+      isFile
+        ? Promise.resolve(undefined)
+        : captureSidecar(src.hostPath, sidecarDir, ctx.signal, ctx.timeoutMs),
     ]);
     checkComplete(manifest, src.name);
     return {
