@@ -264,19 +264,6 @@ export async function pipeline(
 }
 
 /** Is `cmd` resolvable on PATH (or an existing absolute path)? */
-export async function which(cmd: string): Promise<string | undefined> {
-  const fsp = await import('node:fs/promises');
-  const path = await import('node:path');
-  const candidates = path.isAbsolute(cmd)
-    ? [cmd]
-    : (process.env.PATH ?? '').split(path.delimiter).map((d) => path.join(d, cmd));
-  for (const c of candidates) {
-    try {
-      await fsp.access(c, fsp.constants.X_OK);
-      return c;
-    } catch {
-      /* keep looking */
-    }
-  }
-  return undefined;
+export function which(cmd: string): string | undefined {
+  return resolveCommand(cmd, process.env.PATH, undefined);
 }

@@ -94,7 +94,7 @@ async function captureSidecar(
   const tree = await walkTree(hostPath, { hardLinks: true });
   await writeFile(join(dir, 'hardlinks.json'), JSON.stringify(tree.hardLinks, null, 1));
   const dump = async (tool: string, args: string[], file: string): Promise<boolean> => {
-    if (!(await which(tool))) {
+    if (!which(tool)) {
       notes.push(
         `${tool} is not installed: ${file === 'xattrs.txt' ? 'extended attributes' : 'ACLs'} not captured`,
       );

@@ -156,8 +156,12 @@ export function register(program: Command): void {
           const rec = await withSignals(ctx.log, async (signal) => {
             const progress = ctx.out.json ? undefined : createProgress(process.stderr);
             ctx.log.around = progress?.around;
-            const r = await runBackup({ cfg, kopia, log: ctx.log, docker, progress }, plan, selected, signal);
-            ctx.log.around = undefined;
+            const r = await runBackup(
+              { cfg, kopia, log: ctx.log, docker, progress },
+              plan,
+              selected,
+              signal,
+            ).finally(() => (ctx.log.around = undefined));
             // Recorded before maintenance, which may take long: a signal during it loses nothing.
             await appendRun(cfg.backup.backupBasePath, r).catch((err: unknown) =>
               ctx.log.warn(`could not record the run history: ${errorMessage(err)}`),

@@ -83,7 +83,7 @@ async function checkTar(): Promise<CheckItem> {
     detail,
     hint: 'install GNU tar (Debian: apt-get install tar); the tar volume mode needs --xattrs, --acls and --sort',
   });
-  const bin = await which('tar');
+  const bin = which('tar');
   if (!bin) return fail('tar not found on PATH');
   try {
     const res = await run([bin, '--version'], { timeoutMs: 10_000 });
