@@ -19,10 +19,10 @@ import { DependencyError, ExitCode, RepositoryError } from '../../src/errors.js'
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const CACHED_KOPIA = '/root/.cache/kopi-docka/kopia-0.23.1/kopia';
 
-async function kopiaBinary(): Promise<string> {
+function kopiaBinary(): string {
   const fromEnv = process.env.KOPI_DOCKA_KOPIA_BIN;
   if (fromEnv) return fromEnv;
-  const onPath = await which('kopia');
+  const onPath = which('kopia');
   if (onPath) return onPath;
   if (existsSync(CACHED_KOPIA)) return CACHED_KOPIA;
   throw new Error('kopia not found: set KOPI_DOCKA_KOPIA_BIN or run scripts/test.sh (it provisions kopia)');
@@ -70,7 +70,7 @@ async function sha256(file: string): Promise<string> {
 }
 
 before(async () => {
-  binary = await kopiaBinary();
+  binary = kopiaBinary();
   base = await mkdtemp(path.join(os.tmpdir(), 'kopi-docka-kopia-it-'));
 });
 
@@ -268,7 +268,7 @@ describe('kopia adapter (real kopia)', () => {
   });
 
   it('fatal read errors: kopia exits 1 with JSON; the error names the paths and carries the manifest', async (t) => {
-    const setpriv = await which('setpriv');
+    const setpriv = which('setpriv');
     if (process.getuid?.() !== 0 || !setpriv) {
       t.skip('needs root and setpriv to make a file unreadable to kopia');
       return;
