@@ -1221,10 +1221,27 @@ export class Kopia {
 
   /** `policy set <flags> <target>`; flags must be non-empty (kopia fails on "no changes"). */
   async policySet(target: string, flags: readonly string[], opts: CallOptions = {}): Promise<void> {
+    await this.policySetMany([target], flags, opts);
+  }
+
+  /** One `policy set` applying the same flags to every target (the global policy only alone). */
+  async policySetMany(
+    targets: readonly string[],
+    flags: readonly string[],
+    opts: CallOptions = {},
+  ): Promise<void> {
     if (flags.length === 0) throw new KopiDockaError('policySet: no flags');
     for (const f of flags) if (!f.startsWith('--')) throw new KopiDockaError(`policySet: not a flag: "${f}"`);
-    const t = this.policyTargetArgs(target);
-    await this.call(['policy', 'set'], [...flags, ...t.flags], t.positionals, opts);
+    if (targets.length > 1 && targets.includes(GLOBAL_POLICY)) {
+      throw new KopiDockaError('policySet: the global policy cannot share a call with other targets');
+    }
+    const args = targets.map((t) => this.policyTargetArgs(t));
+    await this.call(
+      ['policy', 'set'],
+      [...flags, ...args.flatMap((a) => a.flags)],
+      args.flatMap((a) => a.positionals),
+      opts,
+    );
   }
 
   /**
@@ -1253,12 +1270,22 @@ export class Kopia {
       );
     };
     const before = await this.policyList(opts);
-    let written = 0;
+    // Targets needing the same change share one `policy set` (it takes several targets): each call
+    // opens the repository, which costs a key derivation.
+    const groups = new Map<string, { flags: string[]; targets: string[] }>();
     for (const { target, desired } of items) {
       const flags = policyDiffFlags(find(before, target), desired);
       if (flags.length === 0) continue;
-      await this.policySet(target, flags, opts);
-      written++;
+      const key =
+        target === GLOBAL_POLICY ? `${GLOBAL_POLICY}\u0000${flags.join('\u0000')}` : flags.join('\u0000');
+      const g = groups.get(key) ?? { flags, targets: [] };
+      g.targets.push(target);
+      groups.set(key, g);
+    }
+    let written = 0;
+    for (const g of groups.values()) {
+      await this.policySetMany(g.targets, g.flags, opts);
+      written += g.targets.length;
     }
     if (written === 0) return 0;
     const after = await this.policyList(opts);

@@ -462,6 +462,34 @@ describe('policies', () => {
     assert.equal(await f2.kopia.ensurePolicy('backup@dockerhost:/volumes/app/', { keepLatest: 3 }), false);
     assert.equal(f2.calls.length, 1);
   });
+
+  it('ensurePolicies reads once and writes targets needing the same change in one call', async () => {
+    const t = (path: string) => ({ host: 'dockerhost', userName: 'backup', path });
+    const before = JSON.stringify([{ id: '1', target: t('/binds/u'), retention: { keepLatest: 3 } }]);
+    const after = JSON.stringify(
+      ['/recipes/u', '/volumes/u', '/binds/u'].map((p, i) => ({
+        id: String(i),
+        target: t(p),
+        retention: { keepLatest: 3 },
+      })),
+    );
+    const { kopia, calls } = fake([{ stdout: before }, {}, { stdout: after }]);
+    const targets = ['/recipes/u', '/volumes/u', '/binds/u'].map((p) => `backup@dockerhost:${p}`);
+    const n = await kopia.ensurePolicies(targets.map((target) => ({ target, desired: { keepLatest: 3 } })));
+    assert.equal(n, 2);
+    // list, one set for the two that differ, list to verify.
+    assert.equal(calls.length, 3);
+    assert.deepEqual(calls[1]?.argv, [
+      'kopia',
+      'policy',
+      'set',
+      '--keep-latest=3',
+      ...COMMON,
+      '--',
+      'backup@dockerhost:/recipes/u',
+      'backup@dockerhost:/volumes/u',
+    ]);
+  });
 });
 
 describe('version and errors', () => {
