@@ -12,24 +12,24 @@
 import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, existsSync } from 'node:fs';
-import { chmod, mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { chmod, readFile, readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline as streamPipeline } from 'node:stream/promises';
 import { after, before, describe, it, type TestContext } from 'node:test';
 import { promisify } from 'node:util';
 import {
+  CLI_TIMEOUT_MS,
   KOPIA_BIN,
   TEST_IMAGE,
+  cli,
+  cliOk,
   createStack,
   docker,
-  makeTempDir,
-  registerCleanup,
-  runCli,
+  makeRepoConfig,
   startCli,
-  testEnv,
   uniqueName,
-  writeConfig,
   type CliResult,
+  type RepoConfig,
   type Stack,
 } from './helpers.js';
 
@@ -63,17 +63,10 @@ after(async () => {
   await docker(['volume', 'rm', '-f', BIG_VOLUME], { allowFail: true });
 });
 
-interface Env {
-  dir: string;
-  stateDir: string;
-  repoPath: string;
-  historyDir: string;
-  env: Record<string, string>;
+type Env = RepoConfig & {
   /** CLIs started in the background: killed (whole process group) by the cleanup if still running. */
   started: ChildProcess[];
-  /** (Re)writes the config; `backupExtra` lines go into [backup]. */
-  configure: (backupExtra?: string[]) => Promise<void>;
-}
+};
 
 /** PIDs of kopia processes started for this state dir (their --config-file lives under it). */
 async function kopiaPids(stateDir: string): Promise<number[]> {
@@ -104,7 +97,7 @@ async function killKopiaOf(stateDir: string): Promise<void> {
   }
 }
 
-/** KDT_DEBUG=1 prints each CLI run's stderr and timing (the test runner shows it as comments). */
+/** KDT_DEBUG=1 prints debug lines (and helpers' cli each run's stderr and timing) as test comments. */
 function debug(msg: string): void {
   if (process.env.KDT_DEBUG) process.stderr.write(`${msg}\n`);
 }
@@ -113,71 +106,34 @@ function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
-/** A temp dir with state/, cache/, backups/ and a config for a filesystem repo `<dir>/repo` (not created). */
+/**
+ * A repository + config (helpers' makeRepoConfig). Its cleanup first kills what the test left running
+ * (started CLIs, kopia processes of its state dir) and clears `chattr +i`.
+ */
 async function makeEnv(t: TestContext): Promise<Env> {
-  const dir = await makeTempDir('faults');
-  const stateDir = path.join(dir, 'state');
-  const cacheDir = path.join(dir, 'cache');
-  const repoPath = path.join(dir, 'repo');
-  const historyDir = path.join(dir, 'backups');
   const started: ChildProcess[] = [];
-  registerCleanup(t, async () => {
-    for (const c of started) {
-      if (c.pid !== undefined && c.exitCode === null && c.signalCode === null) {
-        try {
-          process.kill(-c.pid, 'SIGKILL');
-        } catch {
-          /* gone already */
+  const repo = await makeRepoConfig(t, {
+    prefix: 'faults',
+    password: PASSWORD,
+    beforeRemove: async ({ dir, stateDir }) => {
+      for (const c of started) {
+        if (c.pid !== undefined && c.exitCode === null && c.signalCode === null) {
+          try {
+            process.kill(-c.pid, 'SIGKILL');
+          } catch {
+            /* gone already */
+          }
         }
       }
-    }
-    await killKopiaOf(stateDir);
-    await execFileP('chattr', ['-R', '-i', dir]).catch(() => undefined);
-    await rm(dir, { recursive: true, force: true });
+      await killKopiaOf(stateDir);
+      await execFileP('chattr', ['-R', '-i', dir]).catch(() => undefined);
+    },
   });
-  await mkdir(stateDir, { recursive: true });
-  await mkdir(cacheDir, { recursive: true });
-  const configPath = path.join(dir, 'kopi-docka.conf');
-  const configure = async (backupExtra: string[] = []): Promise<void> => {
-    const ini = [
-      '[kopia]',
-      `repository_path = ${repoPath}`,
-      `password = ${PASSWORD}`,
-      'compression = zstd',
-      `cache_directory = ${cacheDir}`,
-      '[backup]',
-      'stop_timeout = 10',
-      'start_timeout = 60',
-      `backup_base_path = ${historyDir}`,
-      ...backupExtra,
-      '[retention]',
-      'daily = 7',
-      '',
-    ].join('\n');
-    await writeConfig(dir, ini);
-  };
-  await configure();
-  return {
-    dir,
-    stateDir,
-    repoPath,
-    historyDir,
-    env: { ...testEnv(stateDir), KOPI_DOCKA_CONFIG: configPath },
-    started,
-    configure,
-  };
-}
-
-async function cli(e: Env, args: string[]): Promise<CliResult> {
-  const t0 = Date.now();
-  const r = await runCli(args, { env: e.env, timeoutMs: 180_000 });
-  debug(`--- ${args.join(' ')} (${Date.now() - t0} ms)\n${r.stderr}`);
-  return r;
+  return { ...repo, started };
 }
 
 async function init(e: Env): Promise<void> {
-  const r = await cli(e, ['init']);
-  assert.equal(r.code, 0, `init failed: ${r.stderr}`);
+  await cliOk(e, ['init']);
 }
 
 interface SnapshotInfo {
@@ -210,6 +166,17 @@ async function snapshots(e: Env): Promise<SnapshotInfo[]> {
   return JSON.parse(stdout) as SnapshotInfo[];
 }
 
+/** A Compose `db` service that becomes healthy once started, with the named volume `volume` at `target`. */
+function healthyDb(volume: string, target: string): string {
+  return `  db:
+    image: ${TEST_IMAGE}
+    init: true
+    command: ${HEALTHY_LOOP}
+${HEALTHCHECK}    volumes:
+      - ${volume}:${target}
+`;
+}
+
 /** A one-service stack whose container mounts the big volume (a snapshot of it takes seconds). */
 function bigStack(t: TestContext, prefix: string): Promise<Stack> {
   return upStack(t, {
@@ -239,13 +206,7 @@ function smallStack(t: TestContext, prefix: string): Promise<Stack> {
     files: {
       'docker-compose.yml': `version: '2.4'
 services:
-  db:
-    image: ${TEST_IMAGE}
-    init: true
-    command: ${HEALTHY_LOOP}
-${HEALTHCHECK}    volumes:
-      - data:/data
-volumes:
+${healthyDb('data', '/data')}volumes:
   data:
 `,
     },
@@ -346,7 +307,7 @@ async function lastHistory(e: Env): Promise<RunSummary> {
 
 /** Start a backup of `project` and resolve once it is snapshotting (containers are down then). */
 async function backupUntilSnapshotting(e: Env, project: string): Promise<ReturnType<typeof startCli>> {
-  const run = startCli(['backup', '--json', '--unit', project], { env: e.env, timeoutMs: 180_000 });
+  const run = startCli(['backup', '--json', '--unit', project], { env: e.env, timeoutMs: CLI_TIMEOUT_MS });
   e.started.push(run.child);
   await run.waitFor(new RegExp(`${project}: snapshotting volume`), 60_000);
   return run;
@@ -363,13 +324,7 @@ describe('backup faults (real Docker, real kopia)', () => {
       files: {
         'docker-compose.yml': `version: '2.4'
 services:
-  db:
-    image: ${TEST_IMAGE}
-    init: true
-    command: ${HEALTHY_LOOP}
-${HEALTHCHECK}    volumes:
-      - dbdata:/var/lib/db
-  app:
+${healthyDb('dbdata', '/var/lib/db')}  app:
     image: ${TEST_IMAGE}
     init: true
     command: ${LOOP}
@@ -398,7 +353,7 @@ volumes:
       `#!/bin/sh\nif [ "$KOPI_DOCKA_UNIT_NAME" = "${b.project}" ]; then exec chattr -R +i "${e.repoPath}"; fi\n`,
     );
     await chmod(hook, 0o755);
-    await e.configure([`pre_backup_hook = ${hook}`]);
+    await e.configure({ backup: { pre_backup_hook: hook } });
     const bBefore = await assertInService(b.project);
 
     const second = await cli(e, ['backup', '--json', '--unit', a.project, '--unit', b.project]);

@@ -32,16 +32,18 @@ import { promisify } from 'node:util';
 import {
   KOPIA_BIN,
   TEST_IMAGE as IMAGE,
-  type CliResult,
+  type RepoConfig,
+  type RepoSections,
+  cli,
+  cliOk,
   compose,
   createStack,
+  describeRun,
   docker,
+  makeRepoConfig,
   makeTempDir,
   registerCleanup,
-  runCli,
-  testEnv,
   uniqueName,
-  writeConfig,
 } from './helpers.js';
 
 const execFileP = promisify(execFile);
@@ -49,83 +51,17 @@ const execFileP = promisify(execFile);
 const LOOP = "sh -c 'while :; do sleep 1; done'";
 const BACKUP_ID_RE = /^\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}Z$/;
 const ISO_UTC_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/;
-const CLI_TIMEOUT_MS = 180_000;
 /** Seconds db of the direct-mode stack needs to become healthy after a start. */
 const DB_HEALTHY_AFTER = 2;
 
 // ---------------------------------------------------------------------------------------------------
 // Repository + config
 
-interface Repo {
-  dir: string;
-  stateDir: string;
-  repoPath: string;
-  configPath: string;
-  password: string;
-  env: Record<string, string>;
-}
+type Repo = RepoConfig;
 
-/**
- * A temp dir with state/, cache/ and a config for a filesystem repository `<dir>/repo` (not created).
- * `backup` and `retention` keys are written into their sections (helpers' makeRepoConfig already has a
- * [backup] section, and a duplicate section is a config error, so this file writes its own).
- */
-async function makeRepo(
-  t: TestContext,
-  opts: { backup?: Record<string, string>; retention?: Record<string, string> } = {},
-): Promise<Repo> {
-  const dir = await makeTempDir('backup-repo');
-  registerCleanup(t, () => rm(dir, { recursive: true, force: true }));
-  const stateDir = path.join(dir, 'state');
-  const cacheDir = path.join(dir, 'cache');
-  const repoPath = path.join(dir, 'repo');
-  await mkdir(stateDir, { recursive: true });
-  await mkdir(cacheDir, { recursive: true });
-  const password = 'backup-test-pw-1';
-  const backup: Record<string, string> = {
-    stop_timeout: '10',
-    start_timeout: '60',
-    backup_base_path: path.join(dir, 'history'),
-    ...opts.backup,
-  };
-  const retention: Record<string, string> = opts.retention ?? { daily: '7' };
-  const section = (name: string, kv: Record<string, string>) => [
-    `[${name}]`,
-    ...Object.entries(kv).map(([k, v]) => `${k} = ${v}`),
-  ];
-  const ini = [
-    '[kopia]',
-    `repository_path = ${repoPath}`,
-    `password = ${password}`,
-    'compression = zstd',
-    `cache_directory = ${cacheDir}`,
-    ...section('backup', backup),
-    ...section('retention', retention),
-    '',
-  ].join('\n');
-  const configPath = await writeConfig(dir, ini);
-  return {
-    dir,
-    stateDir,
-    repoPath,
-    configPath,
-    password,
-    env: { ...testEnv(stateDir), KOPI_DOCKA_CONFIG: configPath },
-  };
-}
-
-function describeRun(r: CliResult): string {
-  return `exit ${String(r.code)} signal ${String(r.signal)}\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`;
-}
-
-async function cli(repo: Repo, args: string[]): Promise<CliResult> {
-  return runCli(args, { env: repo.env, timeoutMs: CLI_TIMEOUT_MS });
-}
-
-async function cliOk(repo: Repo, args: string[]): Promise<CliResult> {
-  const r = await cli(repo, args);
-  assert.equal(r.code, 0, `kopi-docka ${args.join(' ')} failed: ${describeRun(r)}`);
-  return r;
+/** A repository + config (helpers' makeRepoConfig); `sections` keys go into their config sections. */
+function makeRepo(t: TestContext, sections: RepoSections = {}): Promise<Repo> {
+  return makeRepoConfig(t, { prefix: 'backup-repo', password: 'backup-test-pw-1', sections });
 }
 
 async function initRepo(repo: Repo): Promise<void> {

@@ -5,6 +5,7 @@
  * Every process is spawned from an argv array (never a shell). Everything a helper creates is removed
  * by a cleanup registered with node:test (`t.after()`), which runs even when the test fails.
  */
+import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { accessSync, constants as fsConstants, existsSync } from 'node:fs';
@@ -349,51 +350,119 @@ export function runCli(args: string[], opts: CliOptions = {}): Promise<CliResult
   return startCli(args, opts).done;
 }
 
+/** Timeout of one `cli`/`cliOk` run. */
+export const CLI_TIMEOUT_MS = 180_000;
+
+/** A CLI run's exit, signal, stdout and stderr: the message of a failed assertion about it. */
+export function describeRun(r: CliResult): string {
+  return `exit ${String(r.code)} signal ${String(r.signal)}\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`;
+}
+
+/**
+ * Runs the built CLI with the repository's env (see makeRepoConfig) and CLI_TIMEOUT_MS. KD_TIMING=1
+ * logs each run's duration on stderr (the test runner shows it as comments); KDT_DEBUG=1 its stderr too.
+ */
+export async function cli(repo: { env: Record<string, string> }, args: string[]): Promise<CliResult> {
+  const t0 = Date.now();
+  const r = await runCli(args, { env: repo.env, timeoutMs: CLI_TIMEOUT_MS });
+  if (process.env.KD_TIMING || process.env.KDT_DEBUG) {
+    process.stderr.write(`--- ${args.join(' ')} (${Date.now() - t0} ms)\n`);
+  }
+  if (process.env.KDT_DEBUG) process.stderr.write(`${r.stderr}\n`);
+  return r;
+}
+
+/** cli, asserting exit 0 (the message describes the run). */
+export async function cliOk(repo: { env: Record<string, string> }, args: string[]): Promise<CliResult> {
+  const r = await cli(repo, args);
+  assert.equal(r.code, 0, `kopi-docka ${args.join(' ')} failed: ${describeRun(r)}`);
+  return r;
+}
+
+/** Keys of the config's sections, merged over makeRepoConfig's defaults (a key given here wins). */
+export interface RepoSections {
+  kopia?: Record<string, string>;
+  backup?: Record<string, string>;
+  retention?: Record<string, string>;
+}
+
 export interface RepoConfig {
   dir: string;
   stateDir: string;
   repoPath: string;
   configPath: string;
+  /** `backup_base_path` (the run history): `<dir>/history`. */
+  historyDir: string;
+  password: string;
   env: Record<string, string>;
+  /** Rewrites the config: the defaults with the options' sections, then `sections`, merged over them. */
+  configure: (sections?: RepoSections) => Promise<void>;
 }
 
 /**
  * A temp dir with `state/`, `cache/` and `kopi-docka.conf` pointing at a filesystem repository
- * `<dir>/repo` (not created: `kopi-docka init` creates it). `env` isolates the CLI and selects the
- * config via KOPI_DOCKA_CONFIG. The dir is removed after the test.
+ * `<dir>/repo` (not created: `kopi-docka init` creates it; `repoPath` names another one, e.g. to make a
+ * second client of the same repository). The config has [kopia] (path, password, zstd, cache dir),
+ * [backup] (stop_timeout 10, start_timeout 60, backup_base_path `<dir>/history`) and [retention]
+ * (daily 7), with `sections` merged over them, then `extra` verbatim. `env` isolates the CLI and
+ * selects the config via KOPI_DOCKA_CONFIG. The dir is removed after the test (after `beforeRemove`).
  */
 export async function makeRepoConfig(
   t: TestContext | undefined,
-  opts: { extra?: string; password?: string } = {},
+  opts: {
+    /** Of the temp dir's name. Default `repo`. */
+    prefix?: string;
+    password?: string;
+    repoPath?: string;
+    sections?: RepoSections;
+    extra?: string;
+    /** Runs in the cleanup before the dir is removed. */
+    beforeRemove?: (r: { dir: string; stateDir: string }) => Promise<void>;
+  } = {},
 ): Promise<RepoConfig> {
-  const dir = await makeTempDir('repo');
-  registerCleanup(t, () => rm(dir, { recursive: true, force: true }));
+  const dir = await makeTempDir(opts.prefix ?? 'repo');
   const stateDir = path.join(dir, 'state');
+  registerCleanup(t, async () => {
+    await opts.beforeRemove?.({ dir, stateDir });
+    await rm(dir, { recursive: true, force: true });
+  });
   const cacheDir = path.join(dir, 'cache');
-  const repoPath = path.join(dir, 'repo');
+  const repoPath = opts.repoPath ?? path.join(dir, 'repo');
+  const historyDir = path.join(dir, 'history');
   await mkdir(stateDir, { recursive: true });
   await mkdir(cacheDir, { recursive: true });
   const password = opts.password ?? 'test-password-1';
-  let ini = [
-    '[kopia]',
-    `repository_path = ${repoPath}`,
-    `password = ${password}`,
-    'compression = zstd',
-    `cache_directory = ${cacheDir}`,
-    '[backup]',
-    'stop_timeout = 10',
-    'start_timeout = 60',
-    '[retention]',
-    'daily = 7',
-    '',
-  ].join('\n');
-  if (opts.extra) ini += opts.extra.endsWith('\n') ? opts.extra : `${opts.extra}\n`;
-  const configPath = await writeConfig(dir, ini);
+  const configure = async (more: RepoSections = {}): Promise<void> => {
+    const section = (name: keyof RepoSections, defaults: Record<string, string>): string[] => [
+      `[${name}]`,
+      ...Object.entries({ ...defaults, ...opts.sections?.[name], ...more[name] }).map(
+        ([k, v]) => `${k} = ${v}`,
+      ),
+    ];
+    let ini = [
+      ...section('kopia', {
+        repository_path: repoPath,
+        password,
+        compression: 'zstd',
+        cache_directory: cacheDir,
+      }),
+      ...section('backup', { stop_timeout: '10', start_timeout: '60', backup_base_path: historyDir }),
+      ...section('retention', { daily: '7' }),
+      '',
+    ].join('\n');
+    if (opts.extra) ini += opts.extra.endsWith('\n') ? opts.extra : `${opts.extra}\n`;
+    await writeConfig(dir, ini);
+  };
+  await configure();
+  const configPath = path.join(dir, 'kopi-docka.conf');
   return {
     dir,
     stateDir,
     repoPath,
     configPath,
+    historyDir,
+    password,
     env: { ...testEnv(stateDir), KOPI_DOCKA_CONFIG: configPath },
+    configure,
   };
 }

@@ -32,22 +32,22 @@ import {
   KOPIA_BIN,
   REPO_ROOT,
   TEST_IMAGE,
-  type CliResult,
+  type RepoConfig,
+  cli,
+  cliOk,
   compose,
   createStack,
+  describeRun,
   docker,
+  makeRepoConfig,
   makeTempDir,
   registerCleanup,
-  runCli,
-  testEnv,
   uniqueName,
-  writeConfig,
 } from './helpers.js';
 import { diffTrees, treeManifest, type TreeEntry } from './tree.js';
 
 const execFileP = promisify(execFile);
 
-const CLI_TIMEOUT_MS = 180_000;
 const LOOP = "sh -c 'while :; do sleep 1; done'";
 /** A fixed mtime for every fixture entry (2021-02-03T04:05:06Z). */
 const FIXED_MTIME = 1612325106;
@@ -55,75 +55,30 @@ const FIXED_MTIME = 1612325106;
 // ---------------------------------------------------------------------------------------------------
 // Repository, config, CLI
 
-interface Repo {
-  dir: string;
-  stateDir: string;
-  repoPath: string;
-  configPath: string;
-  password: string;
-  env: Record<string, string>;
-}
+type Repo = RepoConfig;
 
 /**
- * A temp dir with state/, cache/ and a config. `repoPath` defaults to `<dir>/repo` (created by
+ * A repository + config (helpers' makeRepoConfig). `repoPath` defaults to `<dir>/repo` (created by
  * `kopi-docka init`); pass another repo's path to get a second client of the same repository.
  */
-async function makeRepo(
+function makeRepo(
   t: TestContext,
   opts: { volumeMode?: 'direct' | 'tar'; hostname?: string; repoPath?: string } = {},
 ): Promise<Repo> {
-  const dir = await makeTempDir('restore-repo');
-  registerCleanup(t, () => rm(dir, { recursive: true, force: true }));
-  const stateDir = path.join(dir, 'state');
-  const cacheDir = path.join(dir, 'cache');
-  const repoPath = opts.repoPath ?? path.join(dir, 'repo');
-  await mkdir(stateDir, { recursive: true });
-  await mkdir(cacheDir, { recursive: true });
-  const password = 'restore-test-pw-1';
-  const ini = [
-    '[kopia]',
-    `repository_path = ${repoPath}`,
-    `password = ${password}`,
-    'compression = zstd',
-    `cache_directory = ${cacheDir}`,
-    ...(opts.hostname ? [`hostname = ${opts.hostname}`] : []),
-    '[backup]',
-    'stop_timeout = 10',
-    'start_timeout = 60',
-    `backup_base_path = ${path.join(dir, 'history')}`,
-    `volume_mode = ${opts.volumeMode ?? 'direct'}`,
-    '[retention]',
-    'daily = 7',
-    '',
-  ].join('\n');
-  const configPath = await writeConfig(dir, ini);
-  return {
-    dir,
-    stateDir,
-    repoPath,
-    configPath,
-    password,
-    env: { ...testEnv(stateDir), KOPI_DOCKA_CONFIG: configPath },
-  };
+  return makeRepoConfig(t, {
+    prefix: 'restore-repo',
+    password: 'restore-test-pw-1',
+    repoPath: opts.repoPath,
+    sections: {
+      kopia: opts.hostname ? { hostname: opts.hostname } : {},
+      backup: { volume_mode: opts.volumeMode ?? 'direct' },
+    },
+  });
 }
 
-function describeRun(r: CliResult): string {
-  return `exit ${String(r.code)} signal ${String(r.signal)}\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`;
-}
-
-async function cli(repo: Repo, args: string[]): Promise<CliResult> {
-  const t0 = Date.now();
-  const r = await runCli(args, { env: repo.env, timeoutMs: CLI_TIMEOUT_MS });
-  // KD_TIMING=1 shows where the file's time goes (it should stay under ~4 minutes).
-  if (process.env.KD_TIMING)
-    process.stderr.write(`TIMING ${Date.now() - t0}ms ${args.slice(0, 3).join(' ')}\n`);
-  return r;
-}
-
-async function cliOk(repo: Repo, args: string[]): Promise<CliResult> {
-  const r = await cli(repo, args);
-  assert.equal(r.code, 0, `kopi-docka ${args.join(' ')} failed: ${describeRun(r)}`);
-  return r;
+/** `restore --unit <unit> --backup-id <backupId> ...rest` */
+function restoreArgs(unit: string, backupId: string, ...rest: string[]): string[] {
+  return ['restore', '--unit', unit, '--backup-id', backupId, ...rest];
 }
 
 async function backup(repo: Repo, unit: string): Promise<void> {
@@ -453,17 +408,7 @@ describe('kopi-docka restore (real Docker, real Kopia)', () => {
       assert.equal((await docker(['volume', 'inspect', vol], { allowFail: true })).code, 1);
 
       const to = await restoreDir(t, `fid-${mode}`);
-      const r = await cliOk(repo, [
-        'restore',
-        '--unit',
-        s.project,
-        '--backup-id',
-        'latest',
-        '--to',
-        to,
-        '--execute',
-        '--yes',
-      ]);
+      const r = await cliOk(repo, restoreArgs(s.project, 'latest', '--to', to, '--execute', '--yes'));
       // Known backup-side defect (data.ts runs getfattr without -h): the restore warns instead of failing.
       for (const l of r.stderr.split('\n').filter((x) => /warning/i.test(x))) t.diagnostic(l);
       const after = await treeManifest(await mountpoint(vol));
@@ -489,18 +434,7 @@ describe('kopi-docka restore (real Docker, real Kopia)', () => {
     assert.deepEqual(await projectContainers(s.project), []);
 
     const to = await restoreDir(t, 'e2e');
-    const r = await cliOk(repo, [
-      'restore',
-      '--unit',
-      s.project,
-      '--backup-id',
-      'latest',
-      '--to',
-      to,
-      '--execute',
-      '--yes',
-      '--json',
-    ]);
+    const r = await cliOk(repo, restoreArgs(s.project, 'latest', '--to', to, '--execute', '--yes', '--json'));
     const doc = JSON.parse(r.stdout) as RestoreDoc;
     assert.equal(doc.unit, s.project);
     assert.equal(doc.executed, true);
@@ -557,7 +491,7 @@ describe('kopi-docka restore (real Docker, real Kopia)', () => {
     assert.equal(await containerState(app), 'running none');
 
     const to = await restoreDir(t, 'safety');
-    const args = ['restore', '--unit', s.project, '--backup-id', 'latest', '--to', to, '--execute'];
+    const args = restoreArgs(s.project, 'latest', '--to', to, '--execute');
     const refused = await cli(repo, args);
     assert.notEqual(refused.code, 0, describeRun(refused));
     assert.match(refused.stderr, /--yes/, describeRun(refused));
@@ -636,30 +570,13 @@ describe('kopi-docka restore (real Docker, real Kopia)', () => {
     assert.match(text2.stdout, /NO: .*missing/);
 
     const to = await restoreDir(t, 'list');
-    const refused = await cli(repo, [
-      'restore',
-      '--unit',
-      s.project,
-      '--backup-id',
-      newest.backupId,
-      '--to',
-      to,
-    ]);
+    const refused = await cli(repo, restoreArgs(s.project, newest.backupId, '--to', to));
     assert.equal(refused.code, 2, describeRun(refused));
     assert.match(refused.stderr, /incomplete/);
     assert.match(refused.stderr, /--allow-incomplete/);
     assert.equal(existsSync(to), false, 'nothing written for a refused point');
 
-    const latest = await cliOk(repo, [
-      'restore',
-      '--unit',
-      s.project,
-      '--backup-id',
-      'latest',
-      '--to',
-      to,
-      '--json',
-    ]);
+    const latest = await cliOk(repo, restoreArgs(s.project, 'latest', '--to', to, '--json'));
     assert.equal((JSON.parse(latest.stdout) as RestoreDoc).backupId, older.backupId, 'latest skips it');
   });
 
@@ -684,15 +601,7 @@ describe('kopi-docka restore (real Docker, real Kopia)', () => {
     );
     const all = await listPoints(b, ['--all-hosts']);
     assert.ok(all.some((p) => p.unit === s.project && p.host === 'hosta'));
-    const unknown = await cli(b, [
-      'restore',
-      '--unit',
-      s.project,
-      '--backup-id',
-      'latest',
-      '--to',
-      '/nonexistent',
-    ]);
+    const unknown = await cli(b, restoreArgs(s.project, 'latest', '--to', '/nonexistent'));
     assert.equal(unknown.code, 2, 'without --host the unit is not this host’s');
 
     const to = await restoreDir(t, 'hosts');
@@ -727,7 +636,7 @@ describe('kopi-docka restore (real Docker, real Kopia)', () => {
       const started = await startedAt(app);
 
       const to = await restoreDir(t, `one-${mode}`);
-      const one = ['restore', '--unit', s.project, '--backup-id', 'latest', '--volume', 'vol'];
+      const one = restoreArgs(s.project, 'latest', '--volume', 'vol');
       await cliOk(repo, [...one, '--path', 'sub/file.txt', '--to', to]);
       const got = await treeManifest(to, { root: false });
       const want = before.find((e) => e.path === 'sub/file.txt');
@@ -736,19 +645,7 @@ describe('kopi-docka restore (real Docker, real Kopia)', () => {
       // A directory, by its full volume name this time.
       const toDir = `${to}-dir`;
       registerCleanup(t, () => rm(toDir, { recursive: true, force: true }));
-      await cliOk(repo, [
-        'restore',
-        '--unit',
-        s.project,
-        '--backup-id',
-        'latest',
-        '--volume',
-        vol,
-        '--path',
-        '日本',
-        '--to',
-        toDir,
-      ]);
+      await cliOk(repo, restoreArgs(s.project, 'latest', '--volume', vol, '--path', '日本', '--to', toDir));
       assert.deepEqual(
         (await treeManifest(toDir, { root: false })).map((e) => [e.path, e.sha256]),
         before.filter((e) => e.path.startsWith('日本')).map((e) => [e.path, e.sha256]),
@@ -763,28 +660,12 @@ describe('kopi-docka restore (real Docker, real Kopia)', () => {
 
       // Names are checked before the volume mode matters: once is enough.
       if (mode === 'direct') {
-        const badUnit = await cli(repo, [
-          'restore',
-          '--unit',
-          'no-such-unit',
-          '--backup-id',
-          'latest',
-          '--to',
-          to,
-        ]);
+        const badUnit = await cli(repo, restoreArgs('no-such-unit', 'latest', '--to', to));
         assert.equal(badUnit.code, 2, describeRun(badUnit));
         assert.match(badUnit.stderr, new RegExp(s.project), `lists the units:\n${badUnit.stderr}`);
 
         const points = await listPoints(repo, ['--unit', s.project]);
-        const badId = await cli(repo, [
-          'restore',
-          '--unit',
-          s.project,
-          '--backup-id',
-          '1999-01-01T00-00-00Z',
-          '--to',
-          to,
-        ]);
+        const badId = await cli(repo, restoreArgs(s.project, '1999-01-01T00-00-00Z', '--to', to));
         assert.equal(badId.code, 2, describeRun(badId));
         assert.match(
           badId.stderr,
@@ -795,17 +676,10 @@ describe('kopi-docka restore (real Docker, real Kopia)', () => {
         const badVol = await cli(repo, [...one.slice(0, -1), 'nope', '--path', 'regular.txt', '--to', to]);
         assert.equal(badVol.code, 2, describeRun(badVol));
         assert.match(badVol.stderr, new RegExp(vol), `lists the volumes:\n${badVol.stderr}`);
-        const badVolFull = await cli(repo, [
-          'restore',
-          '--unit',
-          s.project,
-          '--backup-id',
-          'latest',
-          '--volume',
-          'nope',
-          '--to',
-          `${to}-full`,
-        ]);
+        const badVolFull = await cli(
+          repo,
+          restoreArgs(s.project, 'latest', '--volume', 'nope', '--to', `${to}-full`),
+        );
         registerCleanup(t, () => rm(`${to}-full`, { recursive: true, force: true }));
         assert.equal(badVolFull.code, 2, describeRun(badVolFull));
         assert.match(badVolFull.stderr, new RegExp(vol));
