@@ -15,13 +15,14 @@
  * Output is judged JSON first, exit code second (reference §3.7, §11.4).
  */
 import { createHash } from 'node:crypto';
-import { mkdir, mkdtemp, realpath, rm, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, realpath, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import type { KopiaSettings } from '../config/types.js';
 import { DependencyError, KopiDockaError, RepositoryError } from '../errors.js';
+import { exists } from '../fsutil.js';
 import { run, type RunResult } from './process.js';
 import {
   GLOBAL_POLICY,
@@ -765,14 +766,5 @@ export class Kopia {
       }
     }
     return written;
-  }
-}
-
-async function exists(p: string): Promise<boolean> {
-  try {
-    await stat(p);
-    return true;
-  } catch {
-    return false;
   }
 }

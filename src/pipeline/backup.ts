@@ -22,10 +22,11 @@ import {
 import { KopiDockaError, errorMessage } from '../errors.js';
 import { run } from '../adapters/process.js';
 import { VERSION } from '../version.js';
+import { mapSettled } from '../core/concurrency.js';
 import { startContainers, stopContainers, type ContainerControl } from './containers.js';
 import { snapshotSource, type DataSnapshot } from './data.js';
 import { clearJournal, writeJournal } from './journal.js';
-import { writeFileAtomic } from './fsutil.js';
+import { writeFileAtomic } from '../fsutil.js';
 import type { RunRecord, UnitRecord } from './history.js';
 import { prepareRecipeDir, stageProjectFiles, writeInspects, writeManifest } from './recipe.js';
 import { walkTree } from './walk.js';
@@ -63,28 +64,6 @@ export async function measureSources(plan: Plan): Promise<void> {
       );
     }
   }
-}
-
-/** Run `fn` over `items` with at most `limit` in flight; results in input order, errors collected. */
-async function mapLimit<T, R>(
-  items: T[],
-  limit: number,
-  fn: (item: T) => Promise<R>,
-): Promise<PromiseSettledResult<R>[]> {
-  const results: PromiseSettledResult<R>[] = new Array<PromiseSettledResult<R>>(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      try {
-        results[i] = { status: 'fulfilled', value: await fn(items[i] as T) };
-      } catch (reason) {
-        results[i] = { status: 'rejected', reason };
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
-  return results;
 }
 
 async function runHook(
@@ -215,7 +194,7 @@ export async function backupUnit(x: UnitRunContext): Promise<UnitRecord> {
     let startProblems: string[] = [];
     try {
       if (stopped.error) throw stopped.error;
-      const results = await mapLimit(up.sources, cfg.backup.parallelWorkers, (s) => {
+      const results = await mapSettled(up.sources, cfg.backup.parallelWorkers, (s) => {
         log.info(`${up.unit}: snapshotting ${s.type} ${s.name}`);
         return snapshotSource(s, {
           kopia,

@@ -5,13 +5,15 @@
  * Compose v1 (docker-compose 1.x) and v2 label projects differently: v1 stores config_files relative to
  * working_dir and sets no depends_on label, so dependencies are read from the Compose file(s) then.
  */
-import { readFile, stat } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { isNotFound, type ContainerInspect, type DockerClient, type VolumeInfo } from '../adapters/docker.js';
 import type { ContainerInfo, MountInfo, MountKind, Unit } from '../core/model.js';
 import { groupUnits, hostInternalReason } from '../core/units.js';
 import { errorMessage } from '../errors.js';
+import { mapLimit } from '../core/concurrency.js';
+import { exists } from '../fsutil.js';
 
 export const LABEL_PROJECT = 'com.docker.compose.project';
 export const LABEL_SERVICE = 'com.docker.compose.service';
@@ -31,19 +33,6 @@ export interface Discovery {
   units: Unit[];
   dockerRootDir: string;
   warnings: string[];
-}
-
-async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const results: R[] = new Array<R>(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      results[i] = await fn(items[i] as T);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return results;
 }
 
 /** `svc:condition:restart,other:condition` (v2 label) → service names. */
@@ -110,15 +99,6 @@ export function composeDependencies(doc: unknown): Map<string, string[]> {
     out.set(name, [...new Set(deps.filter((d) => d !== '' && d !== name))]);
   }
   return out;
-}
-
-async function exists(p: string): Promise<boolean> {
-  try {
-    await stat(p);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 function mountKind(type: string): MountKind {

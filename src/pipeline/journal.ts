@@ -8,7 +8,7 @@
  */
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { writeFileAtomic } from './fsutil.js';
+import { writeFileAtomic } from '../fsutil.js';
 
 export interface JournalEntry {
   pid: number;

@@ -6,7 +6,7 @@
 import { link, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LockBusyError } from '../errors.js';
-import { ensurePrivateDir } from './fsutil.js';
+import { ensurePrivateDir } from '../fsutil.js';
 
 export interface LockInfo {
   pid: number;

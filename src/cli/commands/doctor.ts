@@ -1,11 +1,11 @@
 import { statfs } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Command } from '@commander-js/extra-typings';
-import { createDocker } from '../../adapters/docker.js';
 import { Kopia } from '../../adapters/kopia.js';
 import { run } from '../../adapters/process.js';
 import type { Config } from '../../config/types.js';
-import { ExitCode, errorMessage } from '../../errors.js';
+import { ExitCode } from '../../errors.js';
+import { runChecks } from '../checks.js';
 import { readJournal } from '../../pipeline/journal.js';
 import { lockState, readLock } from '../../pipeline/lock.js';
 import { createContext, exitState, globalsOf } from '../context.js';
@@ -45,36 +45,6 @@ async function diagnose(cfg: Config): Promise<Finding[]> {
   const f: Finding[] = [];
   f.push({ check: 'node', level: 'OK', detail: process.version });
 
-  const docker = createDocker({ defaultTimeoutMs: 10_000 });
-  try {
-    const v = await docker.version();
-    f.push({
-      check: 'docker',
-      level: 'OK',
-      detail: `engine ${v.version}, API ${v.apiVersion} at ${docker.endpoint}`,
-    });
-  } catch (err) {
-    f.push({
-      check: 'docker',
-      level: 'FAIL',
-      detail: errorMessage(err),
-      hint: 'start dockerd and run kopi-docka as root (or a member of the docker group)',
-    });
-  } finally {
-    docker.close();
-  }
-
-  const tar = await toolVersion(['tar', '--version']);
-  f.push(
-    tar?.includes('GNU')
-      ? { check: 'tar', level: 'OK', detail: tar }
-      : {
-          check: 'tar',
-          level: cfg.backup.volumeMode === 'tar' ? 'FAIL' : 'WARN',
-          detail: tar ?? 'not found',
-          hint: 'install GNU tar (apt-get install tar); needed for volume_mode = tar',
-        },
-  );
   for (const [tool, pkg] of [
     ['getfattr', 'attr'],
     ['getfacl', 'acl'],
@@ -99,45 +69,15 @@ async function diagnose(cfg: Config): Promise<Finding[]> {
     ...(cfg.warnings.length > 0 ? { hint: cfg.warnings.join('; ') } : {}),
   });
 
+  // Docker, kopia, tar and the repository: the same checks as `kopi-docka check`.
   const kopia = new Kopia(cfg.kopia);
-  let kopiaOk = false;
-  try {
-    await kopia.assertSupported();
-    f.push({ check: 'kopia', level: 'OK', detail: `v${await kopia.version()}` });
-    kopiaOk = true;
-  } catch (err) {
-    f.push({
-      check: 'kopia',
-      level: 'FAIL',
-      detail: errorMessage(err),
-      hint: 'run scripts/provision.sh or install kopia',
-    });
+  const checks = await runChecks(cfg, kopia);
+  for (const c of checks) {
+    // tar is only needed by the tar volume mode: missing, it is a warning in direct mode.
+    const level: Level = c.ok ? 'OK' : c.name === 'tar' && cfg.backup.volumeMode !== 'tar' ? 'WARN' : 'FAIL';
+    f.push({ check: c.name, level, detail: c.detail, ...(c.hint === undefined ? {} : { hint: c.hint }) });
   }
-  if (kopiaOk) {
-    try {
-      const st = await kopia.status();
-      f.push(
-        st && (await kopia.isConfiguredRepository(st))
-          ? {
-              check: 'repository',
-              level: 'OK',
-              detail: `connected to ${cfg.kopia.repositoryPath} as ${cfg.kopia.username}@${cfg.kopia.hostname}`,
-            }
-          : {
-              check: 'repository',
-              level: 'FAIL',
-              detail: `not connected to ${cfg.kopia.repositoryPath}`,
-              hint: 'run `kopi-docka init`',
-            },
-      );
-    } catch (err) {
-      f.push({
-        check: 'repository',
-        level: 'FAIL',
-        detail: errorMessage(err),
-        hint: 'run `kopi-docka init`',
-      });
-    }
+  if (checks.some((c) => c.name === 'kopia' && c.ok)) {
     const owner = await kopia.maintenanceInfo().then(
       (m) => m.owner,
       () => undefined,

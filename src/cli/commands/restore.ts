@@ -232,7 +232,7 @@ async function restoreSinglePath(
         '--',
         `./${rel}`,
       ],
-      { env: envOf(kopia) },
+      { env: kopia.env() },
       {},
     );
     if (res.consumer.code !== 0) {
@@ -263,7 +263,7 @@ async function tarChildren(kopia: Kopia, object: string, parent: string): Promis
   const res = await pipeline(
     kopia.argv(['show'], [], [object]),
     ['tar', '-tf', '-'],
-    { env: envOf(kopia) },
+    { env: kopia.env() },
     { maxStdoutBytes: 16 * 1024 * 1024 },
   ).catch(() => undefined);
   if (!res || res.consumer.code !== 0) return [];
@@ -276,10 +276,6 @@ async function tarChildren(kopia: Kopia, object: string, parent: string): Promis
     names.add(slash < 0 ? rest : rest.slice(0, slash + 1));
   }
   return [...names].sort();
-}
-
-function envOf(kopia: Kopia): Record<string, string | undefined> {
-  return kopia.env();
 }
 
 async function runRestore(ctx: Context, o: RestoreOpts, interactive: boolean): Promise<void> {

@@ -1,5 +1,5 @@
-/** Small filesystem helpers shared by the pipeline: atomic writes and private directories. */
-import { mkdir, open, rename, rm } from 'node:fs/promises';
+/** Small filesystem helpers shared by adapters and pipeline: existence, atomic writes, private dirs. */
+import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
 /** Write a file so that readers see the old or the new content, never a torn one (tmp + fsync + rename). */
@@ -23,4 +23,13 @@ export async function writeFileAtomic(path: string, data: string | Buffer, mode 
 
 export async function ensurePrivateDir(path: string): Promise<void> {
   await mkdir(path, { recursive: true, mode: 0o700 });
+}
+
+export async function exists(p: string): Promise<boolean> {
+  try {
+    await stat(p);
+    return true;
+  } catch {
+    return false;
+  }
 }
