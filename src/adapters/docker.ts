@@ -16,8 +16,12 @@ import { DockerError } from '../errors.js';
 export const DEFAULT_DOCKER_SOCKET = '/var/run/docker.sock';
 /** Oldest Engine API we support: Docker 20.10 (Debian 12's docker.io). */
 export const MIN_API_VERSION = '1.41';
-/** Newest Engine API we speak; newer daemons still serve it, so we pin the behaviour we tested. */
-export const MAX_API_VERSION = '1.43';
+/**
+ * Newest Engine API we speak: the current moby engine the test suite runs against (Engine 29 era;
+ * Engine 29 refuses anything below 1.44). A newer daemon still serves this version, so we keep the
+ * behaviour we tested; a daemon whose minimum is above it is refused with a clear message.
+ */
+export const MAX_API_VERSION = '1.56';
 export const DEFAULT_TIMEOUT_MS = 30_000;
 /** How often waitRunning/waitHealthy look at the container. */
 export const POLL_INTERVAL_MS = 500;
@@ -154,6 +158,11 @@ export interface DockerClient {
   readonly endpoint: string;
   ping(opts?: CallOptions): Promise<void>;
   version(opts?: CallOptions): Promise<DockerVersion>;
+  /**
+   * The Engine API version this client speaks with the daemon (negotiated once from `GET /version`,
+   * see negotiateApiVersion), e.g. "1.44". Throws DockerError like any call when it cannot be agreed.
+   */
+  apiVersion(opts?: CallOptions): Promise<string>;
   info(opts?: CallOptions): Promise<DockerInfo>;
   listContainers(
     query?: { all?: boolean; filters?: Record<string, string[]> },
@@ -261,18 +270,52 @@ export function compareApiVersions(a: string, b: string): number {
   return 0;
 }
 
-/** The API version to use with a daemon that speaks up to `daemonApi`; throws when it is too old. */
-export function negotiateApiVersion(daemonApi: string): string {
-  if (!/^\d+\.\d+$/.test(daemonApi)) {
-    throw new DockerError(`the Docker daemon reported an unreadable API version "${daemonApi}"`);
-  }
-  if (compareApiVersions(daemonApi, MIN_API_VERSION) < 0) {
+/** The range of Engine API versions a daemon accepts, as `GET /version` reports it. */
+export interface DaemonApiRange {
+  /** ApiVersion: the newest it speaks, e.g. "1.56". */
+  max: string;
+  /**
+   * MinAPIVersion: the oldest it accepts, e.g. "1.44" (Engine 29). Undefined when the daemon does not
+   * say (very old daemons): then only its own version is known to be accepted.
+   */
+  min: string | undefined;
+}
+
+const API_VERSION_RE = /^\d+\.\d+$/;
+
+/**
+ * The API version to speak with a daemon: the highest version both sides support — at most the
+ * daemon's ApiVersion and our MAX_API_VERSION, at least the daemon's MinAPIVersion and our
+ * MIN_API_VERSION. Follows the Engine API's versioning rules (a daemon serves every version in
+ * [MinAPIVersion, ApiVersion]; `GET /version` is unversioned).
+ *
+ * @returns e.g. "1.44"
+ * @throws DockerError when the daemon's versions are unreadable or the two ranges do not overlap; the
+ *   message names both ranges and the hint says what to upgrade.
+ */
+export function negotiateApiVersion(daemon: DaemonApiRange): string {
+  const { max, min } = daemon;
+  if (!API_VERSION_RE.test(max) || (min !== undefined && !API_VERSION_RE.test(min))) {
     throw new DockerError(
-      `the Docker daemon speaks Engine API ${daemonApi}, but kopi-docka needs at least ${MIN_API_VERSION} (Docker 20.10)`,
+      `the Docker daemon reported an unreadable API version range (ApiVersion "${max}", MinAPIVersion "${min ?? ''}")`,
+      { hint: 'check the daemon with `docker version`; it may not be a Docker Engine' },
+    );
+  }
+  const ours = `${MIN_API_VERSION}–${MAX_API_VERSION}`;
+  const theirs = min === undefined ? `up to ${max}` : `${min}–${max}`;
+  if (compareApiVersions(max, MIN_API_VERSION) < 0) {
+    throw new DockerError(
+      `the Docker daemon speaks Engine API ${theirs}, but kopi-docka needs at least ${MIN_API_VERSION} (it speaks ${ours})`,
       { hint: 'upgrade Docker to 20.10 or newer' },
     );
   }
-  return compareApiVersions(daemonApi, MAX_API_VERSION) > 0 ? MAX_API_VERSION : daemonApi;
+  if (min !== undefined && compareApiVersions(min, MAX_API_VERSION) > 0) {
+    throw new DockerError(
+      `the Docker daemon accepts only Engine API ${theirs}, newer than any kopi-docka speaks (${ours})`,
+      { hint: 'upgrade kopi-docka to a release that supports this Docker Engine' },
+    );
+  }
+  return compareApiVersions(max, MAX_API_VERSION) > 0 ? MAX_API_VERSION : max;
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -431,6 +474,7 @@ export class DockerEngineClient implements DockerClient {
   private readonly agent: http.Agent;
   private readonly defaultTimeoutMs: number;
   private prefix: Promise<string> | undefined;
+  private negotiated: string | undefined;
 
   constructor(opts: DockerClientOptions = {}) {
     this.target = parseDockerHost(opts.host);
@@ -443,6 +487,12 @@ export class DockerEngineClient implements DockerClient {
 
   close(): void {
     this.agent.destroy();
+  }
+
+  async apiVersion(opts: CallOptions = {}): Promise<string> {
+    await this.apiPrefix(opts);
+    // Set by apiPrefix once the negotiation succeeded.
+    return this.negotiated ?? MIN_API_VERSION;
   }
 
   async ping(opts: CallOptions = {}): Promise<void> {
@@ -607,7 +657,10 @@ export class DockerEngineClient implements DockerClient {
   private apiPrefix(opts: CallOptions): Promise<string> {
     // Only the signal is passed on: the caller's query/timeout belong to its own call, not to /version.
     this.prefix ??= this.version(opts.signal ? { signal: opts.signal } : {}).then(
-      (v) => `/v${negotiateApiVersion(v.apiVersion)}`,
+      (v) => {
+        this.negotiated = negotiateApiVersion({ max: v.apiVersion, min: v.minApiVersion });
+        return `/v${this.negotiated}`;
+      },
       (err: unknown) => {
         // Don't cache a failure (e.g. the caller's abort): the next call may well succeed.
         this.prefix = undefined;

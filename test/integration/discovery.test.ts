@@ -1,6 +1,6 @@
 /**
- * Discovery and the Docker adapter against the real daemon (and, for what a real daemon can't be made
- * to do on demand — hang, speak an old API — against a fake Engine API on a unix socket).
+ * Discovery and the Docker adapter against the real daemon (what a real daemon can't be made to do on
+ * demand — hang, speak another API range — is in test/unit/docker-api.test.ts, against a fake one).
  *
  * A real Compose v1 project (format 2.4, init: true) with a healthchecked db, an app that depends on it
  * with a named volume, a relative bind and /etc/localtime, a stopped worker; a standalone container; a
@@ -8,15 +8,9 @@
  */
 import assert from 'node:assert/strict';
 import { mkdir, rm, unlink, writeFile } from 'node:fs/promises';
-import http from 'node:http';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import {
-  ContainerStateError,
-  DockerEngineClient,
-  createDocker,
-  type DockerClient,
-} from '../../src/adapters/docker.js';
+import { ContainerStateError, createDocker, type DockerClient } from '../../src/adapters/docker.js';
 import { run } from '../../src/adapters/process.js';
 import type { ContainerInfo, Unit } from '../../src/core/model.js';
 import { classifyBind, startOrder } from '../../src/core/units.js';
@@ -470,131 +464,5 @@ describe('Docker adapter against the real daemon', () => {
     assert.deepEqual(info.composeConfigFiles, ['/abs/compose.yml', '/abs/override.yml']);
     assert.deepEqual(info.dependsOn, ['db', 'cache']);
     assert.equal(info.name, `${PROJECT}_app_1`);
-  });
-});
-
-describe('Docker adapter against a fake Engine API', () => {
-  let server: http.Server | undefined;
-  let sock = '';
-  let apiVersion = '1.41';
-  const seen: string[] = [];
-  const handlers = new Map<string, (res: http.ServerResponse) => void>();
-
-  before(async () => {
-    sock = path.join(tmp, 'fake-docker.sock');
-    server = http.createServer((req, res) => {
-      const url = req.url ?? '';
-      seen.push(`${req.method ?? ''} ${url}`);
-      if (url === '/version') {
-        res.setHeader('Content-Type', 'application/json');
-        res.end(JSON.stringify({ Version: 'fake', ApiVersion: apiVersion }));
-        return;
-      }
-      const h = handlers.get(url.replace(/\?.*$/, ''));
-      if (h) h(res);
-      else {
-        res.statusCode = 404;
-        res.end(JSON.stringify({ message: `fake: no route ${url}` }));
-      }
-    });
-    await new Promise<void>((resolve) => server?.listen(sock, resolve));
-  });
-
-  after(async () => {
-    server?.closeAllConnections();
-    await new Promise<void>((resolve) => server?.close(() => resolve()));
-  });
-
-  const client = () => new DockerEngineClient({ host: `unix://${sock}` });
-  const info = (res: http.ServerResponse) => res.end(JSON.stringify({ DockerRootDir: '/fake/docker' }));
-
-  it('caps the API version at 1.43 and uses the daemon’s when lower', async () => {
-    handlers.set('/v1.43/info', info);
-    handlers.set('/v1.42/info', info);
-    apiVersion = '1.45';
-    const a = client();
-    assert.equal((await a.info()).dockerRootDir, '/fake/docker');
-    apiVersion = '1.42';
-    const b = client();
-    assert.equal((await b.info()).dockerRootDir, '/fake/docker');
-    a.close();
-    b.close();
-    assert.ok(seen.includes('GET /v1.43/info') && seen.includes('GET /v1.42/info'), seen.join('\n'));
-  });
-
-  it('refuses a daemon older than API 1.41 with a clear message', async () => {
-    apiVersion = '1.40';
-    const c = client();
-    await assert.rejects(c.info(), (e) => e instanceof DockerError && /needs at least 1\.41/.test(e.message));
-    c.close();
-    apiVersion = '1.41';
-  });
-
-  it('times out a call the daemon never answers', async () => {
-    handlers.set('/v1.41/containers/json', () => {
-      /* never answer */
-    });
-    const c = client();
-    const t0 = Date.now();
-    await assert.rejects(
-      c.listContainers({ all: true }, { timeoutMs: 300 }),
-      (e) => e instanceof DockerError && /did not answer GET \/containers\/json within/.test(e.message),
-    );
-    assert.ok(Date.now() - t0 < 3000);
-    c.close();
-  });
-
-  it('aborts a call in flight', async () => {
-    const c = client();
-    const ac = new AbortController();
-    setTimeout(() => ac.abort(), 100);
-    await assert.rejects(
-      c.listContainers({}, { signal: ac.signal }),
-      (e) => e instanceof Error && e.name === 'AbortError',
-    );
-    c.close();
-  });
-
-  it('gives stop at least t + 30 s, sends t, and treats 304 as "already stopped"', async () => {
-    handlers.set('/v1.41/containers/slow/stop', (res) =>
-      setTimeout(() => {
-        res.statusCode = 204;
-        res.end();
-      }, 400),
-    );
-    handlers.set('/v1.41/containers/done/stop', (res) => {
-      res.statusCode = 304;
-      res.end();
-    });
-    const c = client();
-    // A caller's shorter timeout must not cut a stop short: the daemon is still stopping the container.
-    assert.equal(await c.stopContainer('slow', 7, { timeoutMs: 100 }), true);
-    assert.ok(seen.includes('POST /v1.41/containers/slow/stop?t=7'), seen.join('\n'));
-    assert.equal(await c.stopContainer('done', 1), false);
-    c.close();
-  });
-
-  it('carries the daemon’s message and status code', async () => {
-    handlers.set('/v1.41/containers/busy/start', (res) => {
-      res.statusCode = 409;
-      res.end(JSON.stringify({ message: 'container is marked for removal and cannot be started' }));
-    });
-    const c = client();
-    await assert.rejects(
-      c.startContainer('busy'),
-      (e) => e instanceof DockerError && e.statusCode === 409 && /marked for removal/.test(e.message),
-    );
-    c.close();
-  });
-
-  it('explains a missing socket', async () => {
-    const c = new DockerEngineClient({ host: `unix://${path.join(tmp, 'nope.sock')}` });
-    await assert.rejects(
-      c.ping(),
-      (e) =>
-        e instanceof DockerError &&
-        /does not exist/.test(e.message) &&
-        /start the Docker daemon/.test(e.hint ?? ''),
-    );
   });
 });
