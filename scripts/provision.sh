@@ -9,9 +9,10 @@
 #   4. the local test image kd-test-busybox:latest (no registry needed: `docker import` of a rootfs
 #      made from Debian's static busybox)
 #
-# Usage: scripts/provision.sh [--no-image] [--kopia-only]
+# Usage: scripts/provision.sh [--no-image] [--kopia-only] [--image-only]
 #   --no-image     skip the test image (quickstart does not need it)
 #   --kopia-only   only step 3 (no packages, no daemon, no image)
+#   --image-only   only step 4, on the daemon DOCKER_HOST names (scripts/engine.sh uses it)
 #
 # Environment (all optional):
 #   KOPI_DOCKA_BIN_DIR   where the `kopia` symlink goes            (default /usr/local/bin)
@@ -59,12 +60,13 @@ die() {
   exit "$code"
 }
 
-usage() { sed -n '12,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '12,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
 while [ $# -gt 0 ]; do
   case "$1" in
     --no-image) DO_IMAGE=0 ;;
     --kopia-only) DO_PACKAGES=0 DO_DOCKER=0 DO_IMAGE=0 ;;
+    --image-only) DO_PACKAGES=0 DO_DOCKER=0 DO_KOPIA=0 ;;
     -h | --help)
       usage
       exit 0

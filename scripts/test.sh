@@ -1,9 +1,16 @@
 #!/usr/bin/env bash
 # THE one command that runs kopi-docka's whole test suite (`npm test`, `.ci/run`). On a fresh Debian
-# machine it provisions what is missing (Docker, docker-compose, Kopia, the test image), then runs:
-#   npm ci (when needed) → provision → build → lint → typecheck → unit tests → integration tests
+# machine it provisions what is missing (Debian's Docker 20.10 and docker-compose v1, Kopia, the test
+# image, and a current Docker Engine with Compose v2 built from Go modules — scripts/engine.sh), then:
+#   npm ci (when needed) → provision → current engine → build → lint → typecheck → unit tests →
+#   integration tests against each engine
 # It stops at the first failing step, exits non-zero, and always prints a summary.
-# Integration tests drive a real Docker daemon: run as root.
+# Integration tests drive real Docker daemons: run as root.
+#
+# KD_TEST_ENGINES   the engines the integration tests run against, in order (default "current debian"):
+#                     current  moby Engine-29 era (API 1.56, refuses clients below 1.44) + `docker compose`
+#                              v2, on its own socket (DOCKER_HOST=unix:///run/kopi-docka-engine/docker.sock)
+#                     debian   Debian 12's docker.io 20.10 (API 1.41) + docker-compose 1.29 (Compose v1)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -73,7 +80,22 @@ else
   skip "npm ci" "node_modules is up to date with package-lock.json"
 fi
 
+ENGINES="${KD_TEST_ENGINES:-current debian}"
+for e in $ENGINES; do
+  case "$e" in
+    current | debian) ;;
+    *)
+      printf 'KD_TEST_ENGINES: unknown engine "%s" (expected: current, debian)\n' "$e" >&2
+      exit 2
+      ;;
+  esac
+done
+
 step "provision" bash scripts/provision.sh
+case " $ENGINES " in
+  *" current "*) step "current engine" bash scripts/engine.sh up ;;
+  *) skip "current engine" "KD_TEST_ENGINES=$ENGINES" ;;
+esac
 step "build" npm run --silent build
 step "lint" npm run --silent lint
 step "typecheck" npm run --silent typecheck
@@ -90,10 +112,21 @@ else
   skip "unit tests" "no test/unit/*.test.ts"
 fi
 
-if [ ${#integration_tests[@]} -gt 0 ]; then
-  step "integration tests (${#integration_tests[@]} files)" \
-    node --import tsx --test --test-reporter=spec --test-concurrency=1 \
-    --test-timeout="$INTEGRATION_TIMEOUT_MS" "${integration_tests[@]}"
-else
+# The tests and the CLI they start reach the engine through DOCKER_HOST; KD_TEST_COMPOSE tells the
+# helpers which Compose to drive (test/integration/helpers.ts).
+integration=(node --import tsx --test --test-reporter=spec --test-concurrency=1
+  --test-timeout="$INTEGRATION_TIMEOUT_MS" "${integration_tests[@]+"${integration_tests[@]}"}")
+
+if [ ${#integration_tests[@]} -eq 0 ]; then
   skip "integration tests" "no test/integration/*.test.ts"
 fi
+for e in $ENGINES; do
+  [ ${#integration_tests[@]} -gt 0 ] || break
+  if [ "$e" = current ]; then
+    step "integration: current engine + Compose v2 (${#integration_tests[@]} files)" \
+      env DOCKER_HOST="$(bash scripts/engine.sh host)" KD_TEST_COMPOSE=v2 "${integration[@]}"
+  else
+    step "integration: Debian docker.io 20.10 + Compose v1 (${#integration_tests[@]} files)" \
+      env -u DOCKER_HOST KD_TEST_COMPOSE=v1 "${integration[@]}"
+  fi
+done
