@@ -5,8 +5,9 @@
 # namespace — so that kopi-docka's tests meet the engine most users run as well as Debian's 20.10.
 #
 # Usage: scripts/engine.sh <command>
-#   build    build what is missing into the cache (dockerd, runc, Compose v2, and a docker CLI when the
-#            one on PATH cannot speak API >= 1.44); install Compose v2 as the `docker compose` plugin
+#   build    build what is missing into the cache (dockerd, runc, Compose v2; and fetch Debian 13's
+#            docker CLI when the one on PATH cannot speak API >= 1.44); install Compose v2 as the
+#            `docker compose` plugin
 #   up       build, start the daemon (or take over a running one) and import the test image into it
 #   down     stop the daemon (SIGTERM, then SIGKILL after 30 s) and remove its network namespace
 #   status   exit 0 when the daemon answers, 1 otherwise
@@ -14,6 +15,7 @@
 #
 # Environment (all optional):
 #   KD_ENGINE_NAME     name of the netns and of the run/data directories (default kopi-docka-engine)
+#   KD_ENGINE_BIN_DIR  where a docker CLI >= API 1.44 is linked when PATH has none (default /usr/local/bin)
 #   XDG_CACHE_HOME     cache root for the built binaries                   (default $HOME/.cache)
 #
 # Why a network namespace: a second dockerd in the root namespace either fights the first over
@@ -38,6 +40,7 @@ LOG="/var/log/$NAME.log"
 NETNS="$NAME"
 CACHE="${XDG_CACHE_HOME:-${HOME:-/root}/.cache}/kopi-docka/engine"
 PLUGIN_DIR=/usr/local/lib/docker/cli-plugins
+BIN_DIR="${KD_ENGINE_BIN_DIR:-/usr/local/bin}"
 HOST="unix://$SOCK"
 
 log() { printf '[engine] %s\n' "$*"; }
@@ -109,6 +112,28 @@ go_build() {
   log "$bin: built and cached at $out"
 }
 
+# The docker CLI does not build from its Go module here (github.com/docker/cli has no go.mod, and
+# modules its vendor.mod pins are refused by the proxy), so the fallback is Debian 13's docker-cli
+# package (API 1.45, links only libc >= 2.34), fetched from Debian's archive, checked against the
+# pinned SHA-256 and unpacked into the cache — never installed over the system's docker.io.
+fetch_docker_cli() {
+  local out="$CACHE/docker-cli-$DOCKER_CLI_VERSION/docker"
+  if [ -x "$out" ]; then return 0; fi
+  local dir deb
+  dir="$(mktemp -d "${TMPDIR:-/tmp}/kopi-docka-engine-cli.XXXXXX")"
+  TMP_DIRS+=("$dir")
+  deb="$dir/docker-cli.deb"
+  log "docker CLI: fetching $DOCKER_CLI_DEB_URL"
+  curl -fsSL --retry 3 -o "$deb" "$DOCKER_CLI_DEB_URL" || die 1 "cannot download $DOCKER_CLI_DEB_URL"
+  printf '%s  %s\n' "$DOCKER_CLI_DEB_SHA256" "$deb" | sha256sum -c --quiet - ||
+    die 1 "$DOCKER_CLI_DEB_URL does not have the pinned SHA-256 $DOCKER_CLI_DEB_SHA256"
+  dpkg-deb -x "$deb" "$dir/x" || die 1 "cannot unpack $deb"
+  mkdir -p "$(dirname "$out")"
+  cp "$dir/x/usr/bin/docker" "$out.tmp.$$"
+  chmod 0755 "$out.tmp.$$"
+  mv -f "$out.tmp.$$" "$out"
+}
+
 docker_cli_api() {
   # The newest API the docker CLI on PATH speaks ("" when there is none). Not `.Client.APIVersion`
   # against a live daemon: that is the version negotiated with it (1.41 with Debian's 20.10).
@@ -139,10 +164,15 @@ cmd_build() {
   if [ -n "$api" ] && api_at_least "$api" "$ENGINE_MIN_API_VERSION"; then
     log "docker CLI: $(command -v docker) speaks API $api"
   else
-    go_build "docker-cli-$DOCKER_CLI_VERSION" docker "github.com/docker/cli@$DOCKER_CLI_VERSION" \
-      github.com/docker/cli/cmd/docker 0 "" ""
-    ln -sfn "$CACHE/docker-cli-$DOCKER_CLI_VERSION/docker" /usr/local/bin/docker
-    log "docker CLI: /usr/local/bin/docker -> $DOCKER_CLI_VERSION (the one on PATH spoke API '${api:-none}')"
+    fetch_docker_cli
+    mkdir -p "$BIN_DIR"
+    ln -sfn "$CACHE/docker-cli-$DOCKER_CLI_VERSION/docker" "$BIN_DIR/docker"
+    hash -r
+    api="$(docker_cli_api)"
+    if [ -z "$api" ] || ! api_at_least "$api" "$ENGINE_MIN_API_VERSION"; then
+      die 1 "$BIN_DIR/docker ($DOCKER_CLI_VERSION) is not the docker found first on PATH ($(command -v docker)); put $BIN_DIR before it"
+    fi
+    log "docker CLI: $BIN_DIR/docker -> Debian's docker-cli $DOCKER_CLI_VERSION (API $api)"
   fi
 }
 
@@ -232,8 +262,19 @@ stop_daemon() {
   sleep 1
 }
 
+# Mounts the daemon leaves behind in the host's mount namespace (its data-root is bind-mounted onto
+# itself; overlay and shm mounts of containers it could not clean up), deepest first.
+unmount_leftovers() {
+  local m
+  awk -v a="$DATA_ROOT" -v b="$EXEC_ROOT" '$2 == a || index($2, a "/") == 1 || $2 == b || index($2, b "/") == 1 { print $2 }' \
+    /proc/self/mounts | sort -r | while IFS= read -r m; do
+    umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || log "could not unmount $m"
+  done
+}
+
 cmd_down() {
   stop_daemon
+  unmount_leftovers
   rm -f "$PIDFILE" "$SOCK"
   # Containers' shims and the daemon's own containerd end with it; the netns goes last.
   if [ -e "/run/netns/$NETNS" ]; then ip netns delete "$NETNS" 2>/dev/null || true; fi
@@ -248,7 +289,7 @@ case "${1:-}" in
   status) answers ;;
   host) printf '%s\n' "$HOST" ;;
   *)
-    sed -n '7,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+    sed -n '7,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
     exit 2
     ;;
 esac
