@@ -1,9 +1,15 @@
 /**
  * The readiness checks shared by `check` (OK/FAIL and an exit code) and `doctor` (which adds more):
- * Docker reachable, kopia present and new enough, GNU tar present, the repository connected at the
- * configured path.
+ * Docker reachable and speaking an Engine API version kopi-docka supports, kopia present and new
+ * enough, GNU tar present, the repository connected at the configured path.
  */
-import { createDocker } from '../adapters/docker.js';
+import {
+  MAX_API_VERSION,
+  MIN_API_VERSION,
+  createDocker,
+  type DaemonApiRange,
+  type DockerClient,
+} from '../adapters/docker.js';
 import { Kopia, KopiaError, statusStoragePath } from '../adapters/kopia.js';
 import { run, which } from '../adapters/process.js';
 import type { Config } from '../config/types.js';
@@ -19,6 +25,8 @@ export interface CheckItem {
   kind: Kind;
   detail: string;
   hint?: string;
+  /** Only on an OK docker item. */
+  docker?: DockerFacts;
 }
 
 const EXIT: Record<Kind, number> = {
@@ -31,23 +39,81 @@ function hintOf(err: unknown): string | undefined {
   return err instanceof KopiDockaError ? err.hint : undefined;
 }
 
+/**
+ * What `doctor` reports about the Docker daemon, gathered by the docker check so that it is asked once.
+ * Present on the docker item only when that check is OK.
+ */
+export interface DockerFacts {
+  /** Engine version, e.g. "20.10.24+dfsg1" or "29.0.1". */
+  engineVersion: string;
+  /** The Engine API version kopi-docka negotiated and speaks with this daemon, e.g. "1.41". */
+  apiVersion: string;
+  /** The daemon's accepted API range: max = its ApiVersion, min = its MinAPIVersion (undefined: not said). */
+  daemonApi: DaemonApiRange;
+  /** `docker info` → Storage Driver, e.g. "overlay2"; undefined when the daemon does not say. */
+  storageDriver: string | undefined;
+  /** e.g. "Debian GNU/Linux 12 (bookworm)"; undefined when the daemon does not say. */
+  operatingSystem: string | undefined;
+  /** e.g. "linux/amd64"; undefined when the daemon does not say. */
+  platform: string | undefined;
+}
+
+/** A FAIL docker item; the error's own hint wins over `hint`. */
+function dockerFail(docker: DockerClient, what: string, err: unknown, hint: string): CheckItem {
+  return {
+    name: 'docker',
+    kind: 'docker',
+    ok: false,
+    detail: `${what} at ${docker.endpoint}: ${errorMessage(err)}`,
+    hint: hintOf(err) ?? hint,
+  };
+}
+
+/**
+ * Reachable, and does it take kopi-docka's API version? The version is negotiated from the daemon's
+ * range and then used for one real versioned call (GET /info): a daemon outside kopi-docka's range
+ * (e.g. one that refuses clients below 1.44 while kopi-docka is too old) fails here, not mid-backup.
+ */
 async function checkDocker(): Promise<CheckItem> {
   const docker = createDocker({ defaultTimeoutMs: 10_000 });
   try {
-    await docker.ping();
-    const v = await docker.version().catch(() => undefined);
-    const api = v ? ` (Docker ${v.version}, API ${v.apiVersion})` : '';
-    return { name: 'docker', kind: 'docker', ok: true, detail: `reachable at ${docker.endpoint}${api}` };
-  } catch (err) {
-    const hint = hintOf(err);
+    try {
+      await docker.ping();
+    } catch (err) {
+      return dockerFail(
+        docker,
+        'not reachable',
+        err,
+        'start the Docker daemon, or set DOCKER_HOST; kopi-docka needs access to the socket (root or the docker group)',
+      );
+    }
+    let facts: DockerFacts;
+    try {
+      const v = await docker.version();
+      const apiVersion = await docker.apiVersion();
+      const info = await docker.info();
+      facts = {
+        engineVersion: v.version,
+        apiVersion,
+        daemonApi: { max: v.apiVersion, min: v.minApiVersion },
+        storageDriver: info.storageDriver,
+        operatingSystem: info.operatingSystem,
+        platform: v.os && v.arch ? `${v.os}/${v.arch}` : undefined,
+      };
+    } catch (err) {
+      return dockerFail(
+        docker,
+        'reachable but not usable',
+        err,
+        `check the daemon with \`docker version\`; kopi-docka speaks Engine API ${MIN_API_VERSION}–${MAX_API_VERSION}`,
+      );
+    }
     return {
       name: 'docker',
       kind: 'docker',
-      ok: false,
-      detail: `not reachable at ${docker.endpoint}: ${errorMessage(err)}`,
-      hint:
-        hint ??
-        'start the Docker daemon, or set DOCKER_HOST; kopi-docka needs access to the socket (root or the docker group)',
+      ok: true,
+      detail: `reachable at ${docker.endpoint} (Docker ${facts.engineVersion}, API ${facts.apiVersion})`,
+      docker: facts,
     };
   } finally {
     docker.close();

@@ -1,23 +1,69 @@
 import { statfs } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Command } from '@commander-js/extra-typings';
+import { detectCompose, type ComposeDetection } from '../../adapters/compose.js';
+import { MAX_API_VERSION, MIN_API_VERSION } from '../../adapters/docker.js';
 import { Kopia } from '../../adapters/kopia.js';
 import { run } from '../../adapters/process.js';
 import type { Config } from '../../config/types.js';
 import { ExitCode } from '../../errors.js';
-import { runChecks } from '../checks.js';
+import { runChecks, type DockerFacts } from '../checks.js';
 import { readJournal } from '../../pipeline/journal.js';
 import { lockState, readLock } from '../../pipeline/lock.js';
 import { createContext, exitState, globalsOf } from '../context.js';
 import { formatBytes } from '../format.js';
 import { paint } from '../output.js';
 
-type Level = 'OK' | 'WARN' | 'FAIL';
-interface Finding {
+export type Level = 'OK' | 'WARN' | 'FAIL';
+/** One line of `doctor`: `<LEVEL>  <check padded to 16> <detail>`, then `→ <hint>` unless OK. */
+export interface Finding {
   check: string;
   level: Level;
   detail: string;
   hint?: string;
+}
+
+/** The hint of the compose line when only the legacy docker-compose is there. */
+export const COMPOSE_V1_HINT =
+  'docker-compose v1 is end of life since 2023; install the Compose v2 plugin (`docker compose`)';
+
+/**
+ * The lines about a reachable daemon: engine version, the Engine API version kopi-docka negotiated next
+ * to the daemon's range (and ours), and the storage driver. Always OK: a daemon kopi-docka cannot use
+ * has already failed the docker check, which then carries no facts.
+ */
+export function dockerFindings(d: DockerFacts): Finding[] {
+  const where = [d.platform, d.operatingSystem].filter((x) => x !== undefined).join(', ');
+  const range =
+    d.daemonApi.min === undefined ? `up to ${d.daemonApi.max}` : `${d.daemonApi.min}–${d.daemonApi.max}`;
+  return [
+    { check: 'docker engine', level: 'OK', detail: `${d.engineVersion}${where ? ` (${where})` : ''}` },
+    {
+      check: 'docker api',
+      level: 'OK',
+      detail: `using ${d.apiVersion}; the daemon accepts ${range} (kopi-docka speaks ${MIN_API_VERSION}–${MAX_API_VERSION})`,
+    },
+    { check: 'storage driver', level: 'OK', detail: d.storageDriver ?? 'not reported by the daemon' },
+  ];
+}
+
+/**
+ * The compose line: OK for Compose v2; WARN for the end-of-life v1; WARN (never FAIL) without any,
+ * because backups and standalone containers do not need Compose — only starting a restored stack does.
+ */
+export function composeFinding(c: ComposeDetection): Finding {
+  if (c.flavour === 'none') {
+    return {
+      check: 'compose',
+      level: 'WARN',
+      detail: `not found (${c.tried.join('; ')})`,
+      hint: 'standalone containers need no Compose, but starting a restored Compose stack does: install the Compose v2 plugin (`docker compose`)',
+    };
+  }
+  const detail = `${c.flavour} ${c.version} (${c.argv.join(' ')})`;
+  return c.flavour === 'v2'
+    ? { check: 'compose', level: 'OK', detail }
+    : { check: 'compose', level: 'WARN', detail, hint: COMPOSE_V1_HINT };
 }
 
 /** Free space of the nearest existing ancestor of `path` (the repository may not exist yet). */
@@ -69,13 +115,16 @@ async function diagnose(cfg: Config): Promise<Finding[]> {
     ...(cfg.warnings.length > 0 ? { hint: cfg.warnings.join('; ') } : {}),
   });
 
-  // Docker, kopia, tar and the repository: the same checks as `kopi-docka check`.
+  // Docker, kopia, tar and the repository: the same checks as `kopi-docka check`. Compose is asked
+  // meanwhile: it needs no daemon.
   const kopia = new Kopia(cfg.kopia);
-  const checks = await runChecks(cfg, kopia);
+  const [checks, compose] = await Promise.all([runChecks(cfg, kopia), detectCompose()]);
   for (const c of checks) {
     // tar is only needed by the tar volume mode: missing, it is a warning in direct mode.
     const level: Level = c.ok ? 'OK' : c.name === 'tar' && cfg.backup.volumeMode !== 'tar' ? 'WARN' : 'FAIL';
     f.push({ check: c.name, level, detail: c.detail, ...(c.hint === undefined ? {} : { hint: c.hint }) });
+    if (c.docker) f.push(...dockerFindings(c.docker));
+    if (c.name === 'docker') f.push(composeFinding(compose));
   }
   if (checks.some((c) => c.name === 'kopia' && c.ok)) {
     const owner = await kopia.maintenanceInfo().then(
@@ -146,7 +195,9 @@ async function diagnose(cfg: Config): Promise<Finding[]> {
 export function register(program: Command): void {
   program
     .command('doctor')
-    .description('check Docker, Kopia, tools, config, repository, free space and lock; OK / WARN / FAIL each')
+    .description(
+      'check Docker (engine, API, storage driver), Compose, Kopia, tools, config, repository, free space and lock; OK / WARN / FAIL each',
+    )
     .option('--json', 'print the findings as JSON')
     .action(async (opts, cmd) => {
       const ctx = createContext(globalsOf(cmd), opts.json);

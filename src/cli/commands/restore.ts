@@ -1,8 +1,9 @@
 import { mkdir } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import type { Command } from '@commander-js/extra-typings';
+import { detectCompose, type ComposeDetection } from '../../adapters/compose.js';
 import { Kopia } from '../../adapters/kopia.js';
-import { pipeline, run } from '../../adapters/process.js';
+import { pipeline } from '../../adapters/process.js';
 import type { Config } from '../../config/types.js';
 import { findPoint, groupRestorePoints, type RestorePoint } from '../../core/restore-points.js';
 import { shq } from '../../core/restore-script.js';
@@ -123,13 +124,25 @@ function putBackCommand(d: DataRestore, copy: string): string {
   return `find ${target} -mindepth 1 -delete && tar -xpf ${shq(copy)} ${flags} -C ${target}`;
 }
 
-function composeCommand(hasV2: boolean): string {
-  return hasV2 ? 'docker compose' : 'docker-compose';
-}
-
-async function hasComposeV2(): Promise<boolean> {
-  const r = await run(['docker', 'compose', 'version'], { timeoutMs: 10_000 }).catch(() => undefined);
-  return r?.code === 0;
+/**
+ * The Compose command to print for this host — the one found (`docker compose`, or a `docker-compose`
+ * that is v1 or a standalone v2), else `docker compose`, what is to be installed — and a note when
+ * that command is the legacy v1 or missing.
+ */
+export function composeAdvice(c: ComposeDetection): { command: string; note: string | undefined } {
+  if (c.flavour === 'none') {
+    return {
+      command: 'docker compose',
+      note: 'no Compose was found on this host: install the Compose v2 plugin (`docker compose`) first',
+    };
+  }
+  return {
+    command: c.argv.join(' '),
+    note:
+      c.flavour === 'v1'
+        ? 'this host has only the legacy docker-compose; with Compose v2 use `docker compose`'
+        : undefined,
+  };
 }
 
 async function printNextSteps(
@@ -166,13 +179,12 @@ async function printNextSteps(
     out.line('or run this command again with --execute.');
   }
   if (r.composeFiles.length > 0) {
-    const v2 = await hasComposeV2();
+    const { command, note } = composeAdvice(await detectCompose());
     const files = r.composeFiles.map((f) => `-f ${shq(relative(r.projectDir, f))}`).join(' ');
     out.line();
     out.line('Next step — start the restored stack:');
-    out.line(`  cd ${shq(r.projectDir)} && ${composeCommand(v2)} -p ${shq(r.manifest.unit)} ${files} up -d`);
-    if (!v2)
-      out.line('  (this host has only the legacy docker-compose; with Compose v2 use `docker compose`)');
+    out.line(`  cd ${shq(r.projectDir)} && ${command} -p ${shq(r.manifest.unit)} ${files} up -d`);
+    if (note !== undefined) out.line(`  (${note})`);
   } else {
     out.line();
     out.line('This unit has no Compose file: recreate the container from its inspect document:');
