@@ -531,6 +531,29 @@ export class Kopia {
     return { argv, env: this.env() };
   }
 
+  /**
+   * The error for a `snapshot create --stdin-file` that gave up mid-stream (repository full or gone):
+   * Kopia's own last words (password scrubbed), classified (e.g. 'storage-full' for "no space left on
+   * device") with the matching hint.
+   */
+  stdinSnapshotFailure(result: RunResult, what: string): KopiaError {
+    const stderr = this.redact(result.stderrTail);
+    const { reason, hint } = classifyStderr(stderr);
+    const last = stderr
+      .trim()
+      .split('\n')
+      .filter((l) => l.trim() !== '')
+      .slice(-3)
+      .join(' | ');
+    const how = result.timedOut ? 'timed out' : `exited ${String(result.code ?? result.signal)}`;
+    return new KopiaError(`kopia failed while reading the tar stream of ${what} (${how}): ${last}`, {
+      reason,
+      command: 'kopia snapshot create --stdin-file',
+      result: { ...result, stderrTail: stderr },
+      hint: hint ?? 'check the repository (free space, reachability) with `kopi-docka doctor`',
+    });
+  }
+
   /** parseSnapshotCreateOutput with the password scrubbed from anything kopia printed. */
   parseSnapshotCreateOutput(result: RunResult): SnapshotManifest {
     return parseSnapshotCreateOutput({ ...result, stderrTail: this.redact(result.stderrTail) });

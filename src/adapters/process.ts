@@ -122,6 +122,8 @@ function withParentDeathSignal(
 export interface Spawned {
   child: ChildProcess;
   done: Promise<RunResult>;
+  /** SIGTERM to the child's process group, SIGKILL after the grace period if it is still there. */
+  stop: () => void;
 }
 
 /** Start a process; the returned promise resolves with its result whatever the exit code. */
@@ -218,7 +220,7 @@ export function start(argv: readonly string[], opts: RunOptions = {}): Spawned {
       });
     });
   });
-  return { child, done };
+  return { child, done, stop };
 }
 
 /** Run to completion; resolves with the result whatever the exit code (callers judge output first). */
@@ -236,11 +238,20 @@ export async function runChecked(argv: readonly string[], opts: RunOptions = {})
 export interface PipelineResult {
   producer: RunResult;
   consumer: RunResult;
+  /** The consumer failed while the producer was still writing, and the producer was stopped for it. */
+  consumerFailedFirst: boolean;
 }
 
 /**
  * producer | consumer, without a shell. Both exit statuses are reported: a consumer that succeeded on a
  * truncated stream is still a failed pipeline when the producer failed.
+ *
+ * Every wait is bounded by the two children's lives: once the consumer has exited (for any reason) the
+ * producer's output has nowhere to go, so it is drained to nothing — a child whose stdout pipe is full
+ * and unread never ends, and Node never reports its 'close' (the original hang with containers down) —
+ * and a producer still running after a failed consumer is stopped (SIGTERM, then SIGKILL). A consumer
+ * that failed is the cause; the producer's SIGTERM is only the consequence: `consumerFailedFirst` says
+ * so, for messages.
  */
 export async function pipeline(
   producerArgv: readonly string[],
@@ -252,15 +263,36 @@ export async function pipeline(
   const link = new PassThrough();
   const consumer = start(consumerArgv, { ...consumerOpts, input: link });
   const producer = start(producerArgv, { ...producerOpts, stdoutTo: link });
-  // If the consumer dies first, stop the producer rather than letting it block on a full pipe.
-  void consumer.done.then(
-    (r) => {
-      if (r.code !== 0) killTree(producer.child, 'SIGTERM');
+  let producerEnded = false;
+  void producer.done.then(
+    () => (producerEnded = true),
+    () => {
+      // Never started: the consumer would wait for a stream that never comes.
+      producerEnded = true;
+      consumer.stop();
     },
-    () => killTree(producer.child, 'SIGTERM'),
   );
-  const [p, c] = await Promise.all([producer.done, consumer.done]);
-  return { producer: p, consumer: c };
+  let consumerFailedFirst = false;
+  const afterConsumer = (failed: boolean): void => {
+    link.unpipe();
+    link.resume();
+    if (failed && !producerEnded) {
+      consumerFailedFirst = true;
+      producer.stop();
+    }
+  };
+  void consumer.done.then(
+    (r) => afterConsumer(r.code !== 0),
+    () => afterConsumer(true),
+  );
+  const [p, c] = await Promise.allSettled([producer.done, consumer.done]);
+  // A spawn failure (ENOENT…) of one side must not leave the other running.
+  if (p.status === 'rejected' || c.status === 'rejected') {
+    producer.stop();
+    consumer.stop();
+    throw p.status === 'rejected' ? p.reason : (c as PromiseRejectedResult).reason;
+  }
+  return { producer: p.value, consumer: c.value, consumerFailedFirst };
 }
 
 /** Is `cmd` resolvable on PATH (or an existing absolute path)? */

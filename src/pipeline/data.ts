@@ -127,6 +127,16 @@ async function captureSidecar(
   return { dir, xattrs, acls, hardLinkGroups: tree.hardLinks.length, notes };
 }
 
+/** The last three non-empty lines of a stderr tail, on one line. */
+function lastLines(stderrTail: string): string {
+  return stderrTail
+    .trim()
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .slice(-3)
+    .join(' | ');
+}
+
 function checkComplete(m: SnapshotManifest, what: string): void {
   if (m.incomplete) throw new KopiDockaError(`snapshot of ${what} is incomplete (${m.incomplete})`);
 }
@@ -193,6 +203,11 @@ export async function snapshotSource(src: PlannedSource, ctx: DataContext): Prom
   } catch (err) {
     parseError = err;
   }
+  if (res.consumerFailedFirst && !res.producer.timedOut && !res.producer.aborted) {
+    // Kopia gave up mid-stream (repository full or gone) and tar was stopped because of it: name the
+    // cause, not tar's SIGTERM.
+    throw ctx.kopia.stdinSnapshotFailure(res.consumer, src.hostPath);
+  }
   if (res.producer.code !== 0) {
     // Kopia happily stores a truncated stream: it must never count as a restore point.
     const saved = manifest ?? (parseError instanceof KopiaError ? parseError.manifest : undefined);
@@ -200,9 +215,7 @@ export async function snapshotSource(src: PlannedSource, ctx: DataContext): Prom
     const why = res.producer.timedOut
       ? 'timed out'
       : `exited ${String(res.producer.code ?? res.producer.signal)}`;
-    throw new KopiDockaError(
-      `tar of ${src.hostPath} ${why}: ${res.producer.stderrTail.trim().split('\n').slice(-3).join(' | ')}`,
-    );
+    throw new KopiDockaError(`tar of ${src.hostPath} ${why}: ${lastLines(res.producer.stderrTail)}`);
   }
   if (!manifest) throw parseError instanceof Error ? parseError : new KopiDockaError(String(parseError));
   checkComplete(manifest, src.name);

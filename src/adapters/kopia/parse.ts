@@ -137,6 +137,12 @@ export function classifyStderr(stderr: string): { reason: KopiaFailure; hint?: s
   if (/repository not initialized/i.test(stderr)) {
     return { reason: 'not-initialized', hint: 'run `kopi-docka init` to create the repository' };
   }
+  if (/no space left on device|disk quota exceeded/i.test(stderr)) {
+    return {
+      reason: 'storage-full',
+      hint: "the repository's filesystem is full: free space there (Kopia's maintenance reclaims the partial data a failed snapshot left behind: `kopia maintenance run --full`)",
+    };
+  }
   if (/cannot access storage path|no such file or directory/i.test(stderr)) {
     return {
       reason: 'storage-missing',

@@ -208,6 +208,7 @@ export type KopiaFailure =
   | 'not-connected'
   | 'not-initialized'
   | 'storage-missing'
+  | 'storage-full'
   | 'not-owner'
   | 'not-found'
   | 'snapshot-failed'
