@@ -1,4 +1,5 @@
 /** Plain data describing what discovery found on the Docker host. Produced by the Docker adapter. */
+import type { ServiceDependency, ServiceWithoutContainer } from './compose-file.js';
 
 export type MountKind = 'volume' | 'bind' | 'tmpfs' | 'other';
 
@@ -37,6 +38,14 @@ export interface ContainerInfo {
   composeConfigFiles: string[];
   /** Services this one depends on (compose label com.docker.compose.depends_on, else the compose file). */
   dependsOn: string[];
+  /**
+   * The same dependencies with their Compose condition (`service_healthy`,
+   * `service_completed_successfully`, …); undefined when discovery did not fill it in (then every
+   * dependency counts as `service_started`).
+   */
+  dependencies?: ServiceDependency[] | undefined;
+  /** State.ExitCode: meaningful for an exited container (0 = it completed successfully). */
+  exitCode?: number | undefined;
   /** The raw `docker inspect` document (unredacted: redact before storing). */
   inspect: Record<string, unknown>;
 }
@@ -52,4 +61,17 @@ export interface Unit {
   composeConfigFiles: string[];
   /** Compose config files named by labels but missing on the host. */
   missingConfigFiles: string[];
+  /**
+   * Other files the project needs to come up again, absolute and existing: `include:`d Compose files,
+   * `env_file:`s, `extends.file`s, env files of includes, and the `--env-file`s Compose v2 recorded
+   * (label com.docker.compose.project.environment_file). Undefined/empty for standalone units.
+   */
+  composeReferencedFiles?: string[] | undefined;
+  /** The `--env-file`s of the project (v2 label), absolute; a subset of composeReferencedFiles. */
+  composeEnvironmentFiles?: string[] | undefined;
+  /**
+   * Services the Compose files declare that have no container (an inactive profile, scaled to 0, never
+   * created): nothing of them can be backed up, which is reported, never silently dropped.
+   */
+  servicesWithoutContainers?: ServiceWithoutContainer[] | undefined;
 }

@@ -5,7 +5,8 @@
 import type { ContainerInfo, Unit } from './model.js';
 import type { VolumeMode } from '../config/types.js';
 import { bindPath, recipePath, volumePath, type SnapshotType } from './sources.js';
-import { hostInternalReason, startOrder, stopOrder } from './units.js';
+import { serviceWithoutContainerWarning } from './compose-file.js';
+import { hostInternalReason, isCompletedOneShot, oneShotServices, startOrder, stopOrder } from './units.js';
 
 export interface SourceUse {
   container: string;
@@ -49,7 +50,13 @@ export interface StopStep {
 export interface StartStep {
   container: string;
   id: string;
+  /** Wait until its healthcheck passes before starting the next container. */
   waitHealthy: boolean;
+  /**
+   * A one-shot service (a dependant waits for `service_completed_successfully`) that was running at
+   * backup time: wait until it exits with code 0, as Compose would, before starting its dependants.
+   */
+  waitCompleted: boolean;
 }
 
 export interface UnitPlan {
@@ -60,11 +67,20 @@ export interface UnitPlan {
   stop: StopStep[];
   /** Only what was running before the run, in dependency order. */
   start: StartStep[];
+  /**
+   * One-shot containers that have completed (exit 0; see oneShotServices): not running and not
+   * started again, which is their normal state — not containers "left stopped".
+   */
+  completed: { container: string; id: string }[];
   recipe: {
     kopiaPath: string;
     workingDir: string | undefined;
     composeFiles: string[];
     missingFiles: string[];
+    /** Other files the project needs (included Compose files, env files), absolute; see Unit. */
+    referencedFiles: string[];
+    /** The project's `--env-file`s (a subset of referencedFiles). */
+    environmentFiles: string[];
   };
   sources: PlannedSource[];
   coverage: CoverageEntry[];
@@ -191,6 +207,7 @@ export function planUnit(unit: Unit, opts: PlanOptions): UnitPlan {
   );
   const warnings: string[] = [];
   for (const f of unit.missingConfigFiles) warnings.push(`compose file ${f} does not exist on this host`);
+  for (const s of unit.servicesWithoutContainers ?? []) warnings.push(serviceWithoutContainerWarning(s));
   for (const e of coverage) {
     if (e.status === 'not-protected')
       warnings.push(
@@ -209,20 +226,34 @@ export function planUnit(unit: Unit, opts: PlanOptions): UnitPlan {
             timeoutSec: Math.max(opts.stopTimeout, c.stopTimeout ?? 0),
           }));
   const stoppedIds = new Set(stop.map((s) => s.id));
+  const oneShots = oneShotServices(unit);
   const start: StartStep[] = startOrder(unit)
     .filter((c) => stoppedIds.has(c.id))
-    .map((c) => ({ container: c.name, id: c.id, waitHealthy: c.hasHealthcheck }));
+    .map((c) => {
+      const oneShot = c.composeService !== undefined && oneShots.has(c.composeService);
+      return {
+        container: c.name,
+        id: c.id,
+        waitHealthy: c.hasHealthcheck && !oneShot,
+        waitCompleted: oneShot,
+      };
+    });
   return {
     unit: unit.name,
     kind: unit.kind,
     containers: unit.containers.map((c) => ({ name: c.name, id: c.id, state: c.state, image: c.image })),
     stop,
     start,
+    completed: unit.containers
+      .filter((c) => isCompletedOneShot(c, oneShots))
+      .map((c) => ({ container: c.name, id: c.id })),
     recipe: {
       kopiaPath: recipePath(unit.name),
       workingDir: unit.composeWorkingDir,
       composeFiles: unit.composeConfigFiles,
       missingFiles: unit.missingConfigFiles,
+      referencedFiles: unit.composeReferencedFiles ?? [],
+      environmentFiles: unit.composeEnvironmentFiles ?? [],
     },
     sources,
     coverage,

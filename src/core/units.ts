@@ -239,6 +239,35 @@ export function startOrder(unit: Unit): ContainerInfo[] {
   return order;
 }
 
+/**
+ * The unit's one-shot services: those another container of the unit depends on with
+ * `service_completed_successfully` (Compose runs them to completion before starting their
+ * dependants; `restart: "no"` and exit 0 is their healthy end state). Matched by service name.
+ */
+export function oneShotServices(unit: Unit): Set<string> {
+  const out = new Set<string>();
+  for (const c of unit.containers) {
+    for (const d of c.dependencies ?? []) {
+      if (d.condition === 'service_completed_successfully') out.add(d.service);
+    }
+  }
+  return out;
+}
+
+/**
+ * A one-shot container (see oneShotServices) that has run to completion: exited with code 0. It is
+ * done, not down — a backup neither starts it again nor counts it as left stopped.
+ */
+export function isCompletedOneShot(c: ContainerInfo, oneShots: ReadonlySet<string>): boolean {
+  return (
+    c.composeService !== undefined &&
+    oneShots.has(c.composeService) &&
+    !c.running &&
+    c.state === 'exited' &&
+    c.exitCode === 0
+  );
+}
+
 /** The reverse of startOrder: dependants stop before what they depend on. */
 export function stopOrder(unit: Unit): ContainerInfo[] {
   return startOrder(unit).reverse();

@@ -3,26 +3,50 @@
  * original skipped stopped Compose members and their volumes), and every mount is reported.
  *
  * Compose v1 (docker-compose 1.x) and v2 label projects differently: v1 stores config_files relative to
- * working_dir and sets no depends_on label, so dependencies are read from the Compose file(s) then.
+ * working_dir and sets no depends_on label, so dependencies (and their conditions) are read from the
+ * Compose file(s) then. For both, the Compose files are read to find what the containers cannot tell:
+ * the files the project needs besides its config files (`include:`, `env_file:`, `extends.file`) and
+ * the services that have no container (an inactive profile, scaled to 0), which are reported.
  */
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { isNotFound, type ContainerInspect, type DockerClient, type VolumeInfo } from '../adapters/docker.js';
+import {
+  composeFileFacts,
+  dependenciesByService,
+  parseDependsOnConditions,
+  resolveComposePath,
+  serviceWithoutContainerWarning,
+  servicesWithoutContainers,
+  type ComposeFileFacts,
+  type ComposeServiceFacts,
+} from '../core/compose-file.js';
 import type { ContainerInfo, MountInfo, MountKind, Unit } from '../core/model.js';
 import { groupUnits, hostInternalReason } from '../core/units.js';
 import { errorMessage } from '../errors.js';
 import { mapLimit } from '../core/concurrency.js';
 import { exists } from '../fsutil.js';
 
+export { composeDependencies } from '../core/compose-file.js';
+
 export const LABEL_PROJECT = 'com.docker.compose.project';
 export const LABEL_SERVICE = 'com.docker.compose.service';
 export const LABEL_WORKING_DIR = 'com.docker.compose.project.working_dir';
 export const LABEL_CONFIG_FILES = 'com.docker.compose.project.config_files';
 export const LABEL_DEPENDS_ON = 'com.docker.compose.depends_on';
+/**
+ * v2 only, and only with `--env-file`: the env file(s) Compose interpolated with, comma-separated (some
+ * versions write one label per file instead, suffixed `.0`, `.1`, …). Relative paths are relative to
+ * where Compose ran, which no label records: they are taken as relative to the working dir.
+ */
+export const LABEL_ENVIRONMENT_FILE = 'com.docker.compose.project.environment_file';
 
 /** Inspect calls in flight at once: fast on big hosts without flooding the daemon. */
 const INSPECT_CONCURRENCY = 8;
+
+/** `include:` nests at most this deep (Compose itself only stops at a cycle). */
+const MAX_INCLUDE_DEPTH = 16;
 
 export interface DiscoverOptions {
   repositoryPath: string;
@@ -37,14 +61,18 @@ export interface Discovery {
 
 /** `svc:condition:restart,other:condition` (v2 label) → service names. */
 export function parseDependsOnLabel(value: string): string[] {
-  return [
-    ...new Set(
-      value
-        .split(',')
-        .map((e) => e.trim().split(':')[0] ?? '')
-        .filter((s) => s !== ''),
-    ),
-  ];
+  return parseDependsOnConditions(value).map((d) => d.service);
+}
+
+/** The `--env-file`s a v2 container's labels record (see LABEL_ENVIRONMENT_FILE), as written. */
+export function environmentFilesOf(labels: Record<string, string>): string[] {
+  const suffix = (k: string) =>
+    k.startsWith(LABEL_ENVIRONMENT_FILE) ? k.slice(LABEL_ENVIRONMENT_FILE.length) : '-';
+  return Object.entries(labels)
+    .filter(([k]) => /^(\.\d+)?$/.test(suffix(k)))
+    .flatMap(([, v]) => v.split(','))
+    .map((f) => f.trim())
+    .filter((f) => f !== '');
 }
 
 /** Config file paths from the label: comma-separated, relative ones resolved against the working dir (v1). */
@@ -59,46 +87,6 @@ export function resolveConfigFiles(label: string | undefined, workingDir: string
         .map((f) => (path.isAbsolute(f) || workingDir === undefined ? f : path.resolve(workingDir, f))),
     ),
   ];
-}
-
-type Json = Record<string, unknown>;
-const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
-
-/**
- * service → the services it depends on, from one parsed Compose document. Besides `depends_on` (list or
- * map form) this counts what Compose itself treats as a dependency: `links`, `volumes_from` and
- * `network_mode`/`ipc`/`pid: service:<name>`.
- */
-export function composeDependencies(doc: unknown): Map<string, string[]> {
-  const out = new Map<string, string[]>();
-  if (!isObject(doc)) return out;
-  // Compose file format 1 has no `services:` key: the services are the top-level keys.
-  const services = isObject(doc.services) ? doc.services : doc.version === undefined ? doc : {};
-  for (const [name, svc] of Object.entries(services)) {
-    if (!isObject(svc)) continue;
-    const deps: string[] = [];
-    const dependsOn = svc.depends_on;
-    if (Array.isArray(dependsOn)) {
-      for (const d of dependsOn) if (typeof d === 'string') deps.push(d);
-    } else if (isObject(dependsOn)) {
-      deps.push(...Object.keys(dependsOn));
-    }
-    if (Array.isArray(svc.links)) {
-      for (const l of svc.links) if (typeof l === 'string') deps.push(l.split(':')[0] ?? '');
-    }
-    if (Array.isArray(svc.volumes_from)) {
-      for (const v of svc.volumes_from) {
-        if (typeof v !== 'string' || v.startsWith('container:')) continue;
-        deps.push((v.startsWith('service:') ? v.slice('service:'.length) : v).split(':')[0] ?? '');
-      }
-    }
-    for (const key of ['network_mode', 'ipc', 'pid']) {
-      const v = svc[key];
-      if (typeof v === 'string' && v.startsWith('service:')) deps.push(v.slice('service:'.length));
-    }
-    out.set(name, [...new Set(deps.filter((d) => d !== '' && d !== name))]);
-  }
-  return out;
 }
 
 function mountKind(type: string): MountKind {
@@ -130,6 +118,7 @@ export function containerInfoFromInspect(
   });
   const workingDir = labels[LABEL_WORKING_DIR] || undefined;
   const dependsLabel = labels[LABEL_DEPENDS_ON];
+  const dependencies = dependsLabel === undefined ? [] : parseDependsOnConditions(dependsLabel);
   return {
     id: c.Id,
     name: c.Name.replace(/^\//, ''),
@@ -145,16 +134,162 @@ export function containerInfoFromInspect(
     composeService: labels[LABEL_SERVICE] || undefined,
     composeWorkingDir: workingDir,
     composeConfigFiles: resolveConfigFiles(labels[LABEL_CONFIG_FILES], workingDir),
-    dependsOn: dependsLabel === undefined ? [] : parseDependsOnLabel(dependsLabel),
+    dependsOn: dependencies.map((d) => d.service),
+    dependencies,
+    exitCode: typeof c.State.ExitCode === 'number' ? c.State.ExitCode : undefined,
     inspect: c,
   };
 }
 
+/** Reads (and caches) one Compose file's facts; undefined when it is missing or unreadable. */
+type LoadFacts = (file: string) => Promise<ComposeFileFacts | undefined>;
+
+/** A file a project's Compose files name, resolved, with what named it (for messages). */
+interface ProjectRef {
+  file: string;
+  required: boolean;
+  what: string;
+}
+
+interface ComposeProjectFiles {
+  /** Every service declaration, in load order (a service overridden in a later file appears twice). */
+  services: ComposeServiceFacts[];
+  refs: ProjectRef[];
+  /** Paths as written that need Compose's own environment to resolve (`${VAR}`, `~`, remote). */
+  unresolved: string[];
+}
+
+/**
+ * Walks a project's config files and, recursively, what they `include:`, collecting the services and
+ * the files named on the way. Missing or unreadable files are skipped (load reports them); an include
+ * cycle (which Compose refuses) is not followed.
+ */
+async function readComposeProject(
+  configFiles: string[],
+  projectDir: string,
+  load: LoadFacts,
+): Promise<ComposeProjectFiles> {
+  const out: ComposeProjectFiles = { services: [], refs: [], unresolved: [] };
+  const chain: string[] = [];
+  const ref = (p: string, base: string, required: boolean, what: string): string | undefined => {
+    const file = resolveComposePath(p, base);
+    // An optional file Compose may not have read either is not worth a warning.
+    if (file === undefined) {
+      if (required) out.unresolved.push(`${p} (${what})`);
+    } else out.refs.push({ file, required, what });
+    return file;
+  };
+  const walk = async (files: string[], dir: string, depth: number): Promise<void> => {
+    for (const f of files) {
+      if (chain.includes(f)) continue;
+      const facts = await load(f);
+      if (!facts) continue;
+      chain.push(f);
+      for (const s of facts.services) {
+        out.services.push(s);
+        for (const e of s.envFiles) ref(e.path, dir, e.required, `env_file of service ${s.name} in ${f}`);
+        if (s.extendsFile !== undefined)
+          ref(s.extendsFile, dir, true, `extends.file of service ${s.name} in ${f}`);
+      }
+      for (const inc of facts.includes) {
+        const paths = inc.paths
+          .map((p) => ref(p, dir, true, `included by ${f}`))
+          .filter((p): p is string => p !== undefined);
+        const first = paths[0];
+        if (first === undefined) continue;
+        // The included project resolves its own relative paths against its own directory.
+        const incDir =
+          (inc.projectDirectory === undefined ? undefined : resolveComposePath(inc.projectDirectory, dir)) ??
+          path.dirname(first);
+        for (const e of inc.envFiles) ref(e, dir, true, `env_file of the include of ${first} in ${f}`);
+        if (inc.envFiles.length === 0) {
+          out.refs.push({ file: path.join(incDir, '.env'), required: false, what: `env file of ${first}` });
+        }
+        if (depth < MAX_INCLUDE_DEPTH) await walk(paths, incDir, depth + 1);
+      }
+      chain.pop();
+    }
+  };
+  await walk(configFiles, projectDir, 0);
+  return out;
+}
+
+async function isFile(p: string): Promise<boolean> {
+  return stat(p).then(
+    (st) => st.isFile(),
+    () => false,
+  );
+}
+
+/**
+ * Fills in what a Compose unit's files tell beyond the container labels: dependencies (with
+ * conditions) for containers without the v2 label, the files the project needs besides its config
+ * files (composeReferencedFiles, composeEnvironmentFiles) and the services without a container.
+ *
+ * @returns warnings, each prefixed `unit <name>:` — required files that are missing, paths that cannot
+ *   be resolved here, and one per service without a container.
+ */
+async function describeComposeProject(u: Unit, load: LoadFacts): Promise<string[]> {
+  const warnings: string[] = [];
+  const first = u.composeConfigFiles[0];
+  const projectDir = u.composeWorkingDir ?? (first === undefined ? undefined : path.dirname(first));
+  if (projectDir === undefined) return warnings;
+  const project = await readComposeProject(u.composeConfigFiles, projectDir, load);
+
+  const deps = dependenciesByService(project.services);
+  for (const c of u.containers) {
+    // Compose v1 sets no depends_on label: its files are all there is.
+    if (c.labels[LABEL_DEPENDS_ON] !== undefined || c.composeService === undefined) continue;
+    c.dependencies = deps.get(c.composeService) ?? [];
+    c.dependsOn = c.dependencies.map((d) => d.service);
+  }
+
+  const envFiles = [
+    ...new Set(
+      u.containers.flatMap((c) => environmentFilesOf(c.labels).map((f) => path.resolve(projectDir, f))),
+    ),
+  ];
+  // Compose reads <project dir>/.env unless --env-file names others.
+  const projectEnv =
+    envFiles.length > 0
+      ? envFiles.map((file) => ({ file, required: true, what: 'the --env-file of the project' }))
+      : [{ file: path.join(projectDir, '.env'), required: false, what: 'the env file of the project' }];
+  const refs: ProjectRef[] = [...projectEnv, ...project.refs];
+  const configFiles = new Set(u.composeConfigFiles);
+  const referenced: string[] = [];
+  const reported = new Set<string>();
+  for (const r of refs) {
+    if (configFiles.has(r.file) || referenced.includes(r.file) || reported.has(r.file)) continue;
+    if (await isFile(r.file)) referenced.push(r.file);
+    else if (r.required) {
+      reported.add(r.file);
+      warnings.push(
+        `unit ${u.name}: ${r.file} (${r.what}) does not exist on this host; its recipe will lack it`,
+      );
+    }
+  }
+  u.composeReferencedFiles = referenced;
+  u.composeEnvironmentFiles = envFiles.filter((f) => referenced.includes(f));
+  for (const p of project.unresolved) {
+    warnings.push(
+      `unit ${u.name}: cannot tell which file ${p} names without Compose's environment; its recipe will lack it`,
+    );
+  }
+
+  const present = new Set(u.containers.map((c) => c.composeService).filter((s) => s !== undefined));
+  u.servicesWithoutContainers = servicesWithoutContainers(project.services, present);
+  for (const s of u.servicesWithoutContainers) {
+    warnings.push(`unit ${u.name}: ${serviceWithoutContainerWarning(s)}`);
+  }
+  return warnings;
+}
+
 /**
  * All units on the host. Warnings (reported, never fatal): containers that vanished mid-discovery,
- * Compose files named by labels but missing or unreadable, projects whose members disagree on their
- * working directory, and binds that look like data but are skipped because they overlap the
- * repository or Docker's data root.
+ * Compose files named by labels but missing or unreadable, files the Compose files name that are
+ * missing or cannot be resolved, services without a container (e.g. an inactive profile), projects
+ * whose members disagree on their working directory, and binds that look like data but are skipped
+ * because they overlap the repository or Docker's data root.
  */
 export async function discoverUnits(docker: DockerClient, opts: DiscoverOptions): Promise<Discovery> {
   const call = opts.signal ? { signal: opts.signal } : {};
@@ -179,10 +314,10 @@ export async function discoverUnits(docker: DockerClient, opts: DiscoverOptions)
     .filter((c): c is ContainerInspect => c !== undefined)
     .map((c) => containerInfoFromInspect(c, volumes));
 
-  // Compose v1 sets no depends_on label: read the dependencies from the project's Compose file(s).
-  const parsed = new Map<string, Promise<Map<string, string[]> | undefined>>();
+  // Every Compose file is read once, however many units and includes name it.
+  const parsed = new Map<string, Promise<ComposeFileFacts | undefined>>();
   const missing = new Set<string>();
-  const readDeps = (file: string): Promise<Map<string, string[]> | undefined> => {
+  const load: LoadFacts = (file) => {
     let p = parsed.get(file);
     if (!p) {
       p = (async () => {
@@ -191,9 +326,9 @@ export async function discoverUnits(docker: DockerClient, opts: DiscoverOptions)
           return undefined;
         }
         try {
-          return composeDependencies(parseYaml(await readFile(file, 'utf8'), { merge: true }));
+          return composeFileFacts(parseYaml(await readFile(file, 'utf8'), { merge: true }));
         } catch (err) {
-          warnings.push(`cannot read dependencies from compose file ${file}: ${errorMessage(err)}`);
+          warnings.push(`cannot read compose file ${file}: ${errorMessage(err)}`);
           return undefined;
         }
       })();
@@ -201,15 +336,11 @@ export async function discoverUnits(docker: DockerClient, opts: DiscoverOptions)
     }
     return p;
   };
-  for (const c of containers) {
-    for (const f of c.composeConfigFiles) await readDeps(f);
-    if (c.labels[LABEL_DEPENDS_ON] !== undefined || c.composeService === undefined) continue;
-    const deps: string[] = [];
-    for (const f of c.composeConfigFiles) deps.push(...((await readDeps(f))?.get(c.composeService) ?? []));
-    c.dependsOn = [...new Set(deps)];
-  }
 
   const units = groupUnits(containers);
+  for (const u of units) {
+    if (u.kind === 'stack') warnings.push(...(await describeComposeProject(u, load)));
+  }
   const plainCtx = { dockerRootDir: '', repositoryPath: '' };
   const fullCtx = { dockerRootDir: info.dockerRootDir, repositoryPath: opts.repositoryPath };
   for (const u of units) {

@@ -1,9 +1,10 @@
 /**
- * The recipe of a unit: what is needed to recreate it. Compose files and the project files next to
- * them (keeping their layout relative to the working dir, so relative bind mounts line up on restore),
- * the redacted `docker inspect` of each container, the direct-mode sidecars, and manifest.json.
+ * The recipe of a unit: what is needed to recreate it. Compose files, the project files next to them
+ * and the files the Compose files name (`include:`d files, env files — also in subdirectories), keeping
+ * their layout relative to the working dir so relative paths and bind mounts line up on restore; the
+ * redacted `docker inspect` of each container, the direct-mode sidecars, and manifest.json.
  */
-import { copyFile, lstat, mkdir, readdir, rm, writeFile } from 'node:fs/promises';
+import { copyFile, lstat, mkdir, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, isAbsolute, join, relative } from 'node:path';
 import type { ContainerInfo, Unit } from '../core/model.js';
 import type { CoverageEntry, UnitPlan } from '../core/plan.js';
@@ -32,7 +33,19 @@ export interface RecipeManifest {
   user: string;
   createdAt: string;
   volumeMode: string;
-  compose: { workingDir: string | undefined; configFiles: string[]; files: RecipeFile[]; missing: string[] };
+  compose: {
+    workingDir: string | undefined;
+    configFiles: string[];
+    files: RecipeFile[];
+    missing: string[];
+    /**
+     * Host paths of the other files the Compose files name (included Compose files, env files); each
+     * is in `files` unless it was too large. Absent in recipes written before this field existed.
+     */
+    referencedFiles?: string[];
+    /** Host paths of the project's `--env-file`s (v2); absent in older recipes. */
+    environmentFiles?: string[];
+  };
   containers: {
     name: string;
     id: string;
@@ -67,8 +80,13 @@ function storedPathFor(hostPath: string, workingDir: string | undefined): string
 }
 
 /**
- * Copy compose files and the regular files at the top of the working dir into `dir/project/`.
- * Directories under the working dir are data (bind mounts), not recipe.
+ * Copy compose files, the files they name (plan.recipe.referencedFiles) and the regular files at the
+ * top of the working dir into `dir/project/` (those outside the working dir into `dir/external/`).
+ * Other directories under the working dir are data (bind mounts), not recipe. A file that is gone
+ * since discovery is skipped (discovery reported what was missing then).
+ *
+ * @returns the files copied (host path → stored path) and, as coverage entries, those left out for
+ *   being larger than 10 MiB or beyond 500 files.
  */
 export async function stageProjectFiles(
   dir: string,
@@ -85,9 +103,31 @@ export async function stageProjectFiles(
     await copyFile(hostPath, join(dir, stored));
     files.push({ hostPath, stored });
   };
+  // Top-level files are taken only as regular files; a file a Compose file names explicitly is taken
+  // through a symlink too (a `.env` linked to a shared one is common).
+  const addIfSmall = async (p: string, follow: boolean): Promise<void> => {
+    if (seen.has(p)) return;
+    const st = await (follow ? stat(p) : lstat(p)).catch(() => undefined);
+    if (!st?.isFile()) return;
+    if (st.size > MAX_PROJECT_FILE || files.length >= MAX_PROJECT_FILES) {
+      skipped.push({
+        container: '-',
+        kind: 'project-file',
+        source: p,
+        destination: '-',
+        status: 'not-protected',
+        reason: st.size > MAX_PROJECT_FILE ? 'larger than 10 MiB' : 'too many project files',
+      });
+      return;
+    }
+    await add(p);
+  };
   for (const f of plan.recipe.composeFiles) {
     if (!plan.recipe.missingFiles.includes(f)) await add(f);
   }
+  // Files the Compose files name (included files, env files), wherever they are: without them
+  // `compose up` of the restored project fails or comes up with another configuration.
+  for (const f of plan.recipe.referencedFiles) await addIfSmall(f, true);
   const wd = plan.recipe.workingDir;
   if (wd) {
     let names: string[] = [];
@@ -96,23 +136,7 @@ export async function stageProjectFiles(
     } catch {
       /* the working dir is reported missing through missingFiles/warnings */
     }
-    for (const name of names) {
-      const p = join(wd, name);
-      const st = await lstat(p).catch(() => undefined);
-      if (!st?.isFile()) continue;
-      if (st.size > MAX_PROJECT_FILE || files.length >= MAX_PROJECT_FILES) {
-        skipped.push({
-          container: '-',
-          kind: 'project-file',
-          source: p,
-          destination: '-',
-          status: 'not-protected',
-          reason: st.size > MAX_PROJECT_FILE ? 'larger than 10 MiB' : 'too many project files',
-        });
-        continue;
-      }
-      await add(p);
-    }
+    for (const name of names) await addIfSmall(join(wd, name), false);
   }
   return { files, skipped };
 }

@@ -24,6 +24,12 @@ export interface RestoredRecipe {
   projectDir: string;
   /** Compose files as restored, in the order the project used them. */
   composeFiles: string[];
+  /**
+   * The project's `--env-file`s as restored (Compose v2 records them): `compose up` needs them passed
+   * again with `--env-file`, or it reads `.env` instead. Empty when the project used the default
+   * (set by restoreRecipe; optional only for callers that build a RestoredRecipe themselves).
+   */
+  environmentFiles?: string[];
   /** Variables whose values were redacted at backup and must be filled in by hand. */
   redacted: { container: string; vars: string[] }[];
 }
@@ -84,15 +90,18 @@ export async function restoreRecipe(
   const manifest = JSON.parse(await readFile(join(recipeDir, 'manifest.json'), 'utf8')) as RecipeManifest;
   const projectDir = join(workDir, manifest.unit);
   const composeFiles: string[] = [];
-  const isConfig = (f: { hostPath: string }) => manifest.compose.configFiles.includes(f.hostPath);
+  const envFiles = manifest.compose.environmentFiles ?? [];
+  // Files Compose is pointed at on its command line (-f, --env-file) can live anywhere.
+  const isConfig = (f: { hostPath: string }) =>
+    manifest.compose.configFiles.includes(f.hostPath) || envFiles.includes(f.hostPath);
   const placed = new Map<string, string>();
   for (const f of manifest.compose.files) {
     let dest: string;
     if (f.stored.startsWith('project/')) dest = join(projectDir, f.stored.slice('project/'.length));
     else if (isConfig(f)) {
-      // A compose file from outside the project dir (`-f /elsewhere/x.yml`): Compose resolves relative
-      // paths against the project dir anyway, so next to the others is where it works. Other external
-      // files stay in recipe/external/ for the user to place.
+      // A compose file or --env-file from outside the project dir (`-f /elsewhere/x.yml`): Compose
+      // resolves relative paths against the project dir anyway, so next to the others is where it
+      // works. Other external files stay in recipe/external/ for the user to place.
       dest = join(projectDir, basename(f.hostPath));
       if ([...placed.values()].includes(dest)) dest = join(projectDir, `external-${basename(f.hostPath)}`);
     } else continue;
@@ -105,10 +114,11 @@ export async function restoreRecipe(
     const dest = placed.get(hostPath);
     if (dest) composeFiles.push(dest);
   }
+  const environmentFiles = envFiles.flatMap((f) => placed.get(f) ?? []);
   const redacted = manifest.containers
     .filter((c) => c.redactedEnv.length > 0)
     .map((c) => ({ container: c.name, vars: c.redactedEnv }));
-  return { manifest, workDir, recipeDir, projectDir, composeFiles, redacted };
+  return { manifest, workDir, recipeDir, projectDir, composeFiles, environmentFiles, redacted };
 }
 
 /** Short volume name as written in the Compose file: `<project>_<name>` → `<name>`. */

@@ -11,6 +11,8 @@ import {
 import { bindPath, escapeSegment, recipePath, unescapeSegment, volumePath } from '../../src/core/sources.js';
 import { buildPlan, selectUnits, type PlanOptions } from '../../src/core/plan.js';
 import type { ContainerInfo, MountInfo, Unit } from '../../src/core/model.js';
+import type { Logger } from '../../src/cli/logger.js';
+import { startContainers, type ContainerControl } from '../../src/pipeline/containers.js';
 
 test('backup_id is UTC seconds without colons and strictly increases within one second', () => {
   const d = new Date('2025-01-31T23:59:59.750Z');
@@ -219,4 +221,171 @@ test('selectUnits reports unknown names instead of dropping them', () => {
     ['b'],
   );
   assert.deepEqual(r.unknown, ['zz']);
+});
+
+function volumeMount(name: string): MountInfo {
+  return mount({
+    kind: 'volume',
+    name,
+    source: `/var/lib/docker/volumes/${name}/_data`,
+    destination: '/d',
+    driver: 'local',
+  });
+}
+
+test('plan: a completed one-shot is listed as completed, never stopped or started; a running one is waited for', () => {
+  const db = container({ name: 'db', hasHealthcheck: true, mounts: [volumeMount('web_db')] });
+  const init = container({
+    name: 'init',
+    state: 'exited',
+    running: false,
+    exitCode: 0,
+    dependsOn: ['db'],
+    dependencies: [{ service: 'db', condition: 'service_healthy' }],
+    mounts: [volumeMount('web_db')],
+  });
+  const app = container({
+    name: 'app',
+    dependsOn: ['db', 'init'],
+    dependencies: [
+      { service: 'db', condition: 'service_healthy' },
+      { service: 'init', condition: 'service_completed_successfully' },
+    ],
+  });
+  const unit: Unit = {
+    name: 'web',
+    kind: 'stack',
+    containers: [app, db, init],
+    composeWorkingDir: '/srv/web',
+    composeConfigFiles: ['/srv/web/compose.yaml'],
+    missingConfigFiles: [],
+  };
+  const up = buildPlan([unit], opts).units[0];
+  assert.ok(up);
+  assert.deepEqual(
+    up.stop.map((s) => s.container),
+    ['app', 'db'],
+  );
+  assert.deepEqual(
+    up.start.map((s) => [s.container, s.waitHealthy, s.waitCompleted]),
+    [
+      ['db', true, false],
+      ['app', false, false],
+    ],
+  );
+  assert.deepEqual(up.completed, [{ container: 'init', id: 'id-init' }]);
+  assert.deepEqual(up.warnings, []);
+
+  // The same one-shot, running when the backup starts: stopped and restarted, and waited for.
+  const running = { ...init, state: 'running', running: true, exitCode: 0 };
+  const up2 = buildPlan([{ ...unit, containers: [app, db, running] }], opts).units[0];
+  assert.deepEqual(
+    up2?.start.map((s) => [s.container, s.waitHealthy, s.waitCompleted]),
+    [
+      ['db', true, false],
+      ['init', false, true],
+      ['app', false, false],
+    ],
+  );
+  assert.deepEqual(up2?.completed, []);
+
+  // An exited one-shot that failed is not "completed" (the plan does not pretend it is fine).
+  const failed = { ...init, exitCode: 2 };
+  assert.deepEqual(buildPlan([{ ...unit, containers: [app, db, failed] }], opts).units[0]?.completed, []);
+});
+
+test('plan: services without a container become warnings; referenced files go to the recipe', () => {
+  const unit: Unit = {
+    name: 'web',
+    kind: 'stack',
+    containers: [container({ name: 'app', mounts: [volumeMount('web_app')] })],
+    composeWorkingDir: '/srv/web',
+    composeConfigFiles: ['/srv/web/compose.yaml'],
+    missingConfigFiles: [],
+    composeReferencedFiles: ['/srv/web/.env', '/srv/web/db/compose.yaml'],
+    composeEnvironmentFiles: [],
+    servicesWithoutContainers: [
+      { service: 'debug', profiles: ['debug'], scale: undefined },
+      { service: 'worker', profiles: [], scale: 0 },
+    ],
+  };
+  const up = buildPlan([unit], opts).units[0];
+  assert.deepEqual(up?.warnings, [
+    'service debug has no container (in profile debug, not active): it is not running and nothing of it is backed up',
+    'service worker has no container (scaled to 0): it is not running and nothing of it is backed up',
+  ]);
+  assert.deepEqual(up?.recipe.referencedFiles, ['/srv/web/.env', '/srv/web/db/compose.yaml']);
+  assert.deepEqual(up?.recipe.environmentFiles, []);
+  // A Unit built without the optional fields (older callers) plans as before.
+  const bare = buildPlan(
+    [{ ...unit, composeReferencedFiles: undefined, servicesWithoutContainers: undefined }],
+    opts,
+  );
+  assert.deepEqual(bare.units[0]?.warnings, []);
+  assert.deepEqual(bare.units[0]?.recipe.referencedFiles, []);
+});
+
+/** A fake Docker: containers start "running", a one-shot exits `exitAfterPolls` inspections later. */
+function fakeControl(oneShot: { id: string; exitCode: number; exitAfterPolls: number }) {
+  const calls: string[] = [];
+  let polls = 0;
+  const control: ContainerControl = {
+    stopContainer: (id) => (calls.push(`stop ${id}`), Promise.resolve()),
+    startContainer: (id) => (calls.push(`start ${id}`), Promise.resolve()),
+    waitRunning: (id) => (calls.push(`running ${id}`), Promise.resolve()),
+    waitHealthy: (id) => (calls.push(`healthy ${id}`), Promise.resolve()),
+    inspectContainer: (id) => {
+      calls.push(`inspect ${id}`);
+      if (id !== oneShot.id) return Promise.resolve({ State: { Status: 'running' } });
+      polls++;
+      return Promise.resolve({
+        State:
+          polls > oneShot.exitAfterPolls
+            ? { Status: 'exited', ExitCode: oneShot.exitCode }
+            : { Status: 'running', ExitCode: 0 },
+      });
+    },
+  };
+  return { control, calls };
+}
+
+const quiet: Logger = { level: 'error', debug() {}, info() {}, warn() {}, error() {} };
+
+test('startContainers: waits for a one-shot to complete before starting what follows', async () => {
+  const { control, calls } = fakeControl({ id: 'init', exitCode: 0, exitAfterPolls: 2 });
+  const problems = await startContainers(
+    control,
+    [
+      { container: 'db', id: 'db', waitHealthy: true, waitCompleted: false },
+      { container: 'init', id: 'init', waitHealthy: false, waitCompleted: true },
+      { container: 'app', id: 'app', waitHealthy: false, waitCompleted: false },
+    ],
+    { startTimeoutSec: 30, log: quiet },
+  );
+  assert.deepEqual(problems, []);
+  assert.deepEqual(calls, [
+    'start db',
+    'healthy db',
+    'start init',
+    'inspect init',
+    'inspect init',
+    'inspect init',
+    'start app',
+    'running app',
+  ]);
+});
+
+test('startContainers: a one-shot that exits non-zero is a problem, and the rest still start', async () => {
+  const { control, calls } = fakeControl({ id: 'init', exitCode: 3, exitAfterPolls: 0 });
+  const problems = await startContainers(
+    control,
+    [
+      { container: 'init', id: 'init', waitHealthy: false, waitCompleted: true },
+      { container: 'app', id: 'app', waitHealthy: false, waitCompleted: false },
+    ],
+    { startTimeoutSec: 30, log: quiet },
+  );
+  assert.equal(problems.length, 1);
+  assert.match(problems[0] ?? '', /^init: one-shot container exited with exit code 3/);
+  assert.ok(calls.includes('start app'));
 });

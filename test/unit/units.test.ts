@@ -5,6 +5,8 @@ import {
   classifyBind,
   groupUnits,
   hostInternalReason,
+  isCompletedOneShot,
+  oneShotServices,
   startOrder,
   stopOrder,
   type BindContext,
@@ -232,5 +234,47 @@ describe('startOrder / stopOrder', () => {
     startOrder(u);
     stopOrder(u);
     assert.deepEqual(names(u.containers), ['p-b-1', 'p-a-1']);
+  });
+});
+
+describe('oneShotServices / isCompletedOneShot', () => {
+  const init = (over: Partial<ContainerInfo> = {}): ContainerInfo => ({
+    ...member('p', 'init'),
+    state: 'exited',
+    running: false,
+    exitCode: 0,
+    ...over,
+  });
+  const app = {
+    ...member('p', 'app', ['db', 'init']),
+    dependencies: [
+      { service: 'db', condition: 'service_healthy' as const },
+      { service: 'init', condition: 'service_completed_successfully' as const },
+    ],
+  };
+
+  it('are the services depended on with service_completed_successfully, and nothing else', () => {
+    assert.deepEqual([...oneShotServices(stack([app, member('p', 'db'), init()]))], ['init']);
+    // Without conditions (Compose v1 list form, or not filled in) nothing is a one-shot.
+    assert.deepEqual([...oneShotServices(stack([member('p', 'app', ['init']), init()]))], []);
+  });
+
+  it('a one-shot is completed only when it exited with code 0', () => {
+    const shots = new Set(['init']);
+    assert.equal(isCompletedOneShot(init(), shots), true);
+    assert.equal(isCompletedOneShot(init({ exitCode: 1 }), shots), false);
+    assert.equal(isCompletedOneShot(init({ exitCode: undefined }), shots), false);
+    assert.equal(isCompletedOneShot(init({ state: 'running', running: true }), shots), false);
+    assert.equal(isCompletedOneShot(init({ state: 'created' }), shots), false);
+    assert.equal(
+      isCompletedOneShot(init(), new Set()),
+      false,
+      'an exited service nobody waits for is just stopped',
+    );
+  });
+
+  it('orders the one-shot between what it needs and what needs it', () => {
+    const u = stack([app, { ...member('p', 'init', ['db']) }, member('p', 'db')]);
+    assert.deepEqual(names(startOrder(u)), ['p-db-1', 'p-init-1', 'p-app-1']);
   });
 });
