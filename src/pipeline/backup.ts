@@ -216,8 +216,13 @@ export async function backupUnit(x: UnitRunContext): Promise<UnitRecord> {
           snapshots.push(r.value);
           rec.snapshots.push({ type: r.value.type, name: r.value.name, id: r.value.snapshotId });
           rec.bytes += r.value.sizeBytes;
-        } else
-          fail(`${up.sources[i]?.type ?? 'source'} ${up.sources[i]?.name ?? ''}: ${errorMessage(r.reason)}`);
+        } else {
+          // The hint says what to do (e.g. free space on the repository's filesystem): keep it.
+          const hint = r.reason instanceof KopiDockaError && r.reason.hint ? ` (${r.reason.hint})` : '';
+          fail(
+            `${up.sources[i]?.type ?? 'source'} ${up.sources[i]?.name ?? ''}: ${errorMessage(r.reason)}${hint}`,
+          );
+        }
       }
     } finally {
       const stoppedIds = new Set(stopped.stopped.map((s) => s.id));
@@ -244,6 +249,7 @@ export async function backupUnit(x: UnitRunContext): Promise<UnitRecord> {
 
     for (const s of snapshots) {
       if (s.sidecar) for (const n of s.sidecar.notes) rec.warnings.push(`${s.name}: ${n}`);
+      for (const n of s.notes ?? []) rec.warnings.push(`${s.name}: ${n}`);
     }
     await writeManifest(recipeDir, {
       format: 1,
@@ -260,6 +266,8 @@ export async function backupUnit(x: UnitRunContext): Promise<UnitRecord> {
         configFiles: up.recipe.composeFiles,
         files: project.files,
         missing: up.recipe.missingFiles,
+        referencedFiles: up.recipe.referencedFiles,
+        environmentFiles: up.recipe.environmentFiles,
       },
       containers,
       snapshots,

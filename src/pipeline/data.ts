@@ -12,7 +12,7 @@ import type { VolumeMode } from '../config/types.js';
 import type { PlannedSource } from '../core/plan.js';
 import { escapeSegment } from '../core/sources.js';
 import { KopiDockaError, errorMessage } from '../errors.js';
-import { walkTree } from './walk.js';
+import { walkTree, type TreeStats } from './walk.js';
 
 export interface SidecarInfo {
   /** Directory inside the recipe holding the sidecar files. */
@@ -38,6 +38,8 @@ export interface DataSnapshot {
   files: number;
   usedBy: PlannedSource['usedBy'];
   sidecar?: SidecarInfo;
+  /** What the run must tell about this source (e.g. why it was stored as a tar stream in direct mode). */
+  notes?: string[];
 }
 
 export interface DataContext {
@@ -85,13 +87,13 @@ export function streamNameFor(src: PlannedSource): string {
 
 async function captureSidecar(
   hostPath: string,
+  tree: TreeStats,
   dir: string,
   signal: AbortSignal,
   timeoutMs: number,
 ): Promise<SidecarInfo> {
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const notes: string[] = [];
-  const tree = await walkTree(hostPath, { hardLinks: true });
   await writeFile(join(dir, 'hardlinks.json'), JSON.stringify(tree.hardLinks, null, 1));
   const dump = async (tool: string, args: string[], file: string): Promise<boolean> => {
     if (!which(tool)) {
@@ -163,7 +165,26 @@ export async function snapshotSource(src: PlannedSource, ctx: DataContext): Prom
     usedBy: src.usedBy,
   };
 
-  if (ctx.mode === 'direct') {
+  // Kopia stores directory entry names as UTF-8 and replaces other bytes (U+FFFD): a source with such
+  // names is stored as a tar stream instead, which keeps every name byte for byte. The walk also feeds
+  // the sidecar (hard links), so in direct mode it runs first, with the containers down.
+  let mode = ctx.mode;
+  const notes: string[] = [];
+  let tree: TreeStats | undefined;
+  if (mode === 'direct' && !isFile) {
+    tree = await walkTree(src.hostPath, { hardLinks: true }).catch((err: unknown) => {
+      throw new KopiDockaError(`${src.type} ${src.name}: cannot read ${src.hostPath}: ${errorMessage(err)}`);
+    });
+    if (tree.nonUtf8Count > 0) {
+      mode = 'tar';
+      notes.push(
+        `${tree.nonUtf8Count} file name(s) are not UTF-8 (e.g. ${tree.nonUtf8Examples.map((e) => JSON.stringify(e)).join(', ')}); ` +
+          'stored as a tar stream instead of a directory snapshot, so the names come back byte for byte',
+      );
+    }
+  }
+
+  if (mode === 'direct') {
     const sidecarDir = join(ctx.recipeDir, 'sidecars', escapeSegment(src.key));
     const [manifest, sidecar] = await Promise.all([
       ctx.kopia.snapshotCreate(src.hostPath, {
@@ -173,9 +194,9 @@ export async function snapshotSource(src: PlannedSource, ctx: DataContext): Prom
         signal: ctx.signal,
         ...(ctx.onProgress ? { onProgress: (l: string) => ctx.onProgress?.(src, l) } : {}),
       }),
-      isFile
+      tree === undefined
         ? Promise.resolve(undefined)
-        : captureSidecar(src.hostPath, sidecarDir, ctx.signal, ctx.timeoutMs),
+        : captureSidecar(src.hostPath, tree, sidecarDir, ctx.signal, ctx.timeoutMs),
     ]);
     checkComplete(manifest, src.name);
     return {
@@ -226,5 +247,6 @@ export async function snapshotSource(src: PlannedSource, ctx: DataContext): Prom
     streamName,
     sizeBytes: manifest.rootEntry.summ?.size ?? 0,
     files: manifest.rootEntry.summ?.files ?? 1,
+    ...(notes.length > 0 ? { notes } : {}),
   };
 }

@@ -74,8 +74,11 @@ function printSummary(ctx: Context, rec: RunRecord): void {
       ]),
     ),
   );
-  for (const u of rec.units.filter((x) => x.error))
-    ctx.out.line(paint(ctx.out, 'red', `${u.unit}: ${u.error ?? ''}`));
+  for (const u of rec.units) {
+    if (u.error) ctx.out.line(paint(ctx.out, 'red', `${u.unit}: ${u.error}`));
+    // What a unit could not protect as it should is said in the summary, not only in the JSON.
+    for (const w of u.warnings) ctx.out.line(paint(ctx.out, 'yellow', `${u.unit}: warning: ${w}`));
+  }
 }
 
 export function register(program: Command): void {
