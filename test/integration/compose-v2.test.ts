@@ -631,6 +631,10 @@ describe(
         [init.name],
       );
       assert.ok(!planned.warnings.some((w) => w.includes(init.name)), planned.warnings.join('\n'));
+      // The text plan says the same: completed, not "stays stopped".
+      const planText = await cliOk(repo, ['backup', '--dry-run', '--unit', project]);
+      assert.match(planText.stdout, new RegExp(`completed \\(one-shot, left as it is\\): ${init.name}`));
+      assert.doesNotMatch(planText.stdout, /stays stopped/);
 
       // 1. The init has completed: the backup neither starts it nor minds that it is not running.
       const first = await backup(repo, project);

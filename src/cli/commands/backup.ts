@@ -47,9 +47,15 @@ function printPlan(ctx: Context, plan: Plan): void {
       `  start:   ${u.start.length ? u.start.map((s) => `${s.container}${s.waitHealthy ? ' (wait healthy)' : ''}`).join(' → ') : '-'}`,
     );
     const notStarted = u.containers.filter(
-      (c) => !u.start.some((s) => s.id === c.id) && c.state !== 'running',
+      (c) =>
+        !u.start.some((s) => s.id === c.id) &&
+        !u.completed.some((d) => d.id === c.id) &&
+        c.state !== 'running',
     );
     if (notStarted.length) out.line(`  stays stopped: ${notStarted.map((c) => c.name).join(', ')}`);
+    if (u.completed.length) {
+      out.line(`  completed (one-shot, left as it is): ${u.completed.map((c) => c.container).join(', ')}`);
+    }
     out.line(`  expected snapshots: ${u.expectedSnapshots} (recipe + ${u.sources.length} data)`);
     for (const c of u.coverage.filter((e) => e.status !== 'backed-up')) {
       out.line(

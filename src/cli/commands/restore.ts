@@ -181,9 +181,14 @@ async function printNextSteps(
   if (r.composeFiles.length > 0) {
     const { command, note } = composeAdvice(await detectCompose());
     const files = r.composeFiles.map((f) => `-f ${shq(relative(r.projectDir, f))}`).join(' ');
+    // The project was started with --env-file (v2 records it in a label): without it, `up` would
+    // interpolate other values than the ones the stack ran with.
+    const envFiles = (r.environmentFiles ?? [])
+      .map((f) => `--env-file ${shq(relative(r.projectDir, f))} `)
+      .join('');
     out.line();
     out.line('Next step — start the restored stack:');
-    out.line(`  cd ${shq(r.projectDir)} && ${command} -p ${shq(r.manifest.unit)} ${files} up -d`);
+    out.line(`  cd ${shq(r.projectDir)} && ${command} ${envFiles}-p ${shq(r.manifest.unit)} ${files} up -d`);
     if (note !== undefined) out.line(`  (${note})`);
   } else {
     out.line();
@@ -408,6 +413,7 @@ async function runRestore(ctx: Context, o: RestoreOpts, interactive: boolean): P
       workDir,
       projectDir: recipe.projectDir,
       composeFiles: recipe.composeFiles,
+      environmentFiles: recipe.environmentFiles ?? [],
       executed: execute,
       data: data.map((d) => ({
         type: d.entry.type,
