@@ -631,7 +631,9 @@ export class Kopia {
   /** Restore a snapshot (manifest ID, object ID, either + /sub/path, or a source) into `target`. */
   async restore(snapshotIdOrPath: string, target: string, opts: RestoreOptions = {}): Promise<void> {
     if (!path.isAbsolute(target)) throw new KopiDockaError(`restore target must be absolute: ${target}`);
+    // Holes stay holes (sparse files are not written out in full).
     const flags = [
+      '--write-sparse-files',
       ...(opts.skipOwners ? ['--skip-owners'] : []),
       ...(opts.skipPermissions ? ['--skip-permissions'] : []),
       ...(opts.skipTimes ? ['--skip-times'] : []),

@@ -176,7 +176,7 @@ export function renderRestoreScript(x: ScriptInput): string {
     L.push('if [ -e "$TARGET" ]; then');
     L.push(SAFETY_FRESH);
     L.push('  mkdir -p "$(dirname "$SAFETY")"');
-    L.push(`  tar -cf "$SAFETY" ${TAR_FLAGS} -C "$(dirname "$TARGET")" -- "$(basename "$TARGET")"`);
+    L.push(`  tar -cf "$SAFETY" --sparse ${TAR_FLAGS} -C "$(dirname "$TARGET")" -- "$(basename "$TARGET")"`);
     L.push('  SAFETY_MADE=1');
     L.push('  echo "safety copy: $SAFETY"');
     L.push('  rm -f -- "$TARGET"');
@@ -186,7 +186,7 @@ export function renderRestoreScript(x: ScriptInput): string {
     L.push('if [ -n "$(ls -A "$TARGET")" ]; then');
     L.push(SAFETY_FRESH);
     L.push('  mkdir -p "$(dirname "$SAFETY")"');
-    L.push(`  tar -cf "$SAFETY" ${TAR_FLAGS} -C "$TARGET" .`);
+    L.push(`  tar -cf "$SAFETY" --sparse ${TAR_FLAGS} -C "$TARGET" .`);
     L.push('  SAFETY_MADE=1');
     L.push('  echo "safety copy: $SAFETY"');
     L.push('  find "$TARGET" -mindepth 1 -delete');

@@ -72,6 +72,8 @@ export function tarArgv(
     '--xattrs-include=*',
     '--acls',
     '--sort=name',
+    // Holes are recorded as holes: a 1 GiB sparse disk image with 8 KiB of data stays that size.
+    '--sparse',
   ];
   if (deterministicMtime) argv.push('--mtime=@0', '--clamp-mtime');
   for (const p of excludes) argv.push(`--exclude=${p}`);
@@ -139,6 +141,30 @@ function lastLines(stderrTail: string): string {
     .join(' | ');
 }
 
+const quoted = (examples: string[]): string => examples.map((e) => JSON.stringify(e)).join(', ');
+
+/** Why a source cannot be a Kopia directory snapshot without losing something (empty: it can). */
+export function tarReasons(tree: TreeStats): string[] {
+  const why: string[] = [];
+  if (tree.nonUtf8Count > 0) {
+    why.push(`${tree.nonUtf8Count} file name(s) are not UTF-8 (e.g. ${quoted(tree.nonUtf8Examples)})`);
+  }
+  const { fifo } = tree.special;
+  if (fifo.count > 0) why.push(`${fifo.count} FIFO(s) (e.g. ${quoted(fifo.examples)})`);
+  const devices = [tree.special['char-device'], tree.special['block-device']];
+  const n = devices.reduce((sum, d) => sum + d.count, 0);
+  if (n > 0) why.push(`${n} device node(s) (e.g. ${quoted(devices.flatMap((d) => d.examples))})`);
+  return why;
+}
+
+/** Sockets are never backed up (tar skips them too): they exist only while their program runs. */
+function socketNote(count: number, examples: string[]): string {
+  return (
+    `${count} socket(s) not backed up (e.g. ${quoted(examples)}): a socket only exists while its program ` +
+    'runs, which creates it again on start'
+  );
+}
+
 function checkComplete(m: SnapshotManifest, what: string): void {
   if (m.incomplete) throw new KopiDockaError(`snapshot of ${what} is incomplete (${m.incomplete})`);
 }
@@ -165,9 +191,10 @@ export async function snapshotSource(src: PlannedSource, ctx: DataContext): Prom
     usedBy: src.usedBy,
   };
 
-  // Kopia stores directory entry names as UTF-8 and replaces other bytes (U+FFFD): a source with such
-  // names is stored as a tar stream instead, which keeps every name byte for byte. The walk also feeds
-  // the sidecar (hard links), so in direct mode it runs first, with the containers down.
+  // What a Kopia directory snapshot cannot keep — names that are not UTF-8 (stored as U+FFFD), FIFOs
+  // and devices (dropped by its "ignore unknown types" policy) — GNU tar keeps: such a source is
+  // stored as a tar stream instead. The walk also feeds the sidecar (hard links), so in direct mode it
+  // runs first, with the containers down.
   let mode = ctx.mode;
   const notes: string[] = [];
   let tree: TreeStats | undefined;
@@ -175,13 +202,15 @@ export async function snapshotSource(src: PlannedSource, ctx: DataContext): Prom
     tree = await walkTree(src.hostPath, { hardLinks: true }).catch((err: unknown) => {
       throw new KopiDockaError(`${src.type} ${src.name}: cannot read ${src.hostPath}: ${errorMessage(err)}`);
     });
-    if (tree.nonUtf8Count > 0) {
+    const why = tarReasons(tree);
+    if (why.length > 0) {
       mode = 'tar';
       notes.push(
-        `${tree.nonUtf8Count} file name(s) are not UTF-8 (e.g. ${tree.nonUtf8Examples.map((e) => JSON.stringify(e)).join(', ')}); ` +
-          'stored as a tar stream instead of a directory snapshot, so the names come back byte for byte',
+        `${why.join('; ')}: stored as a tar stream instead of a directory snapshot, which keeps them as they are`,
       );
     }
+    const sockets = tree.special.socket;
+    if (sockets.count > 0) notes.push(socketNote(sockets.count, sockets.examples));
   }
 
   if (mode === 'direct') {
@@ -240,6 +269,15 @@ export async function snapshotSource(src: PlannedSource, ctx: DataContext): Prom
   }
   if (!manifest) throw parseError instanceof Error ? parseError : new KopiDockaError(String(parseError));
   checkComplete(manifest, src.name);
+  if (tree === undefined) {
+    // Without a walk (tar mode as configured), tar's own words tell which sockets it skipped.
+    const skipped = res.producer.stderrTail
+      .split('\n')
+      // tar names itself by the path it was started as (/usr/bin/tar through setpriv).
+      .map((l) => /^(?:\S*\/)?tar: (.*): socket ignored$/.exec(l.trim())?.[1])
+      .filter((p): p is string => p !== undefined);
+    if (skipped.length > 0) notes.push(socketNote(skipped.length, skipped.slice(0, 5)));
+  }
   return {
     ...base,
     snapshotId: manifest.id,

@@ -203,7 +203,8 @@ export async function writeRestoreScripts(
       format: entry.format,
       snapshotId: entry.snapshotId,
       streamObject: entry.streamName ? `${snapshot.rootObj}/${entry.streamName}` : undefined,
-      kopiaRestore: (s, t) => kopia.argv(['snapshot', 'restore'], [], [s, t]),
+      // Sparse files stay sparse: without it a 1 GiB image holding 8 KiB comes back as 1 GiB on disk.
+      kopiaRestore: (s, t) => kopia.argv(['snapshot', 'restore'], ['--write-sparse-files'], [s, t]),
       kopiaShow: (o) => kopia.argv(['show'], [], [o]),
       kopiaEnv: env,
       passwordFile: cfg.kopia.passwordFile,

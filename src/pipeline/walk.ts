@@ -24,7 +24,15 @@ export interface TreeStats {
   nonUtf8Count: number;
   /** Up to NON_UTF8_EXAMPLES of them, for messages: relative path with invalid bytes shown as \xNN. */
   nonUtf8Examples: string[];
+  /**
+   * Entries that are neither regular files, directories nor symlinks, by kind: Kopia's directory
+   * snapshots drop them (its "ignore unknown types" policy), GNU tar keeps FIFOs and devices and skips
+   * sockets. Each with a count and up to NON_UTF8_EXAMPLES example paths.
+   */
+  special: Record<SpecialKind, { count: number; examples: string[] }>;
 }
+
+export type SpecialKind = 'fifo' | 'socket' | 'char-device' | 'block-device';
 
 const NON_UTF8_EXAMPLES = 5;
 const SLASH = Buffer.from('/');
@@ -64,6 +72,12 @@ export async function walkTree(root: string, opts: { hardLinks?: boolean } = {})
     hardLinks: [],
     nonUtf8Count: 0,
     nonUtf8Examples: [],
+    special: {
+      fifo: { count: 0, examples: [] },
+      socket: { count: 0, examples: [] },
+      'char-device': { count: 0, examples: [] },
+      'block-device': { count: 0, examples: [] },
+    },
   };
   if (!st.isDirectory()) {
     stats.bytes = st.size;
@@ -93,6 +107,20 @@ export async function walkTree(root: string, opts: { hardLinks?: boolean } = {})
       if (ent.isDirectory()) {
         stack.push({ rel: relPath, utf8: entUtf8 });
         continue;
+      }
+      const kind: SpecialKind | undefined = ent.isFIFO()
+        ? 'fifo'
+        : ent.isSocket()
+          ? 'socket'
+          : ent.isCharacterDevice()
+            ? 'char-device'
+            : ent.isBlockDevice()
+              ? 'block-device'
+              : undefined;
+      if (kind !== undefined) {
+        const k = stats.special[kind];
+        k.count++;
+        if (k.examples.length < NON_UTF8_EXAMPLES) k.examples.push(displayBytes(relPath));
       }
       const s = await lstat(Buffer.concat([rootBytes, SLASH, relPath]));
       stats.files++;

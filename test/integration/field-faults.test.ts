@@ -4,14 +4,18 @@
  *  - a stream pipeline whose consumer dies must end, name the cause and restart the containers (tar
  *    mode, Kopia failing mid-stream as on a full repository; SIGTERM while the stream is stalled);
  *  - file names are bytes: a name that is not UTF-8 is backed up and restored byte for byte, in both
- *    volume modes.
+ *    volume modes;
+ *  - nothing dropped silently: FIFOs and device nodes come back as they were, sockets are listed with
+ *    a warning, sparse files stay sparse after a restore and in the safety copy taken before it.
  *
  * Each case uses a standalone container (its unit is the container) with a named volume, so it runs
  * the same on every engine and Compose flavour. A failing repository is simulated with a kopia wrapper
  * (KOPI_DOCKA_KOPIA_BIN) that passes every call through except `snapshot create --stdin-file`.
  */
 import assert from 'node:assert/strict';
-import { chmod, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { chmod, lstat, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { promisify } from 'node:util';
 import path from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
 import {
@@ -195,6 +199,109 @@ describe('file names are bytes', () => {
         await readFile(Buffer.concat([restored, slash, latin1Dir, slash, Buffer.from('inner.txt')]), 'utf8'),
         'inner\n',
       );
+    });
+  }
+});
+
+/** restore --unit U --backup-id latest --to <tmp>/work --execute --yes --json; the parsed document. */
+async function restoreLatest(
+  t: TestContext,
+  repo: RepoConfig,
+  unit: string,
+): Promise<{ data: { name: string; safetyCopy: string | null }[] }> {
+  const to = await makeTempDir('ff-restore');
+  registerCleanup(t, () => rm(to, { recursive: true, force: true }));
+  const r = await cliOk(repo, [
+    'restore',
+    '--unit',
+    unit,
+    '--backup-id',
+    'latest',
+    '--to',
+    path.join(to, 'work'),
+    '--execute',
+    '--yes',
+    '--json',
+  ]);
+  return JSON.parse(r.stdout) as { data: { name: string; safetyCopy: string | null }[] };
+}
+
+async function volumeMountpoint(volume: string): Promise<string> {
+  return (await docker(['volume', 'inspect', '--format', '{{.Mountpoint}}', volume])).stdout.trim();
+}
+
+describe('nothing dropped silently', () => {
+  for (const mode of ['direct', 'tar'] as const) {
+    it(`${mode} mode: a FIFO and a device node come back as they were; a socket is named in a warning`, async (t) => {
+      const repo = await makeRepoConfig(t, {
+        prefix: 'special',
+        sections: { backup: { volume_mode: mode } },
+      });
+      await cliOk(repo, ['init']);
+      const c = await standalone(t, `special-${mode}`);
+      await docker(['exec', c.name, 'sh', '-c', 'mkfifo /d/pipe && echo data > /d/file']);
+      await promisify(execFile)('mknod', [path.join(c.mp, 'null-dev'), 'c', '1', '3']);
+      // A listening unix socket left behind in the volume (as a stopped app leaves it).
+      await promisify(execFile)('python3', [
+        '-c',
+        'import socket,sys; s=socket.socket(socket.AF_UNIX); s.bind(sys.argv[1])',
+        path.join(c.mp, 'app.sock'),
+      ]);
+
+      const b = await cliOk(repo, ['backup', '--unit', c.name, '--json']);
+      const run = JSON.parse(b.stdout) as { units: { warnings: string[] }[] };
+      const warnings = run.units[0]?.warnings ?? [];
+      assert.ok(
+        warnings.some((w) => /socket\(s\) not backed up/.test(w) && w.includes('app.sock')),
+        warnings.join('\n'),
+      );
+      if (mode === 'direct') {
+        assert.ok(
+          warnings.some((w) => /FIFO/.test(w) && /device node/.test(w) && /tar stream/.test(w)),
+          warnings.join('\n'),
+        );
+      }
+
+      await docker(['rm', '-f', c.name]);
+      await docker(['volume', 'rm', c.volume]);
+      await restoreLatest(t, repo, c.name);
+      const mp = await volumeMountpoint(c.volume);
+      assert.ok((await lstat(path.join(mp, 'pipe'))).isFIFO(), 'the FIFO is a FIFO again');
+      const dev = await lstat(path.join(mp, 'null-dev'));
+      assert.ok(dev.isCharacterDevice(), 'the device node is a character device again');
+      assert.equal(dev.rdev, (await stat('/dev/null')).rdev);
+      assert.equal(await readFile(path.join(mp, 'file'), 'utf8'), 'data\n');
+    });
+
+    it(`${mode} mode: a sparse file stays sparse after the restore and in the safety copy`, async (t) => {
+      const repo = await makeRepoConfig(t, { prefix: 'sparse', sections: { backup: { volume_mode: mode } } });
+      await cliOk(repo, ['init']);
+      const c = await standalone(t, `sparse-${mode}`);
+      const file = path.join(c.mp, 'disk.img');
+      await promisify(execFile)('truncate', ['-s', '1G', file]);
+      await promisify(execFile)('dd', [
+        'if=/dev/urandom',
+        `of=${file}`,
+        'bs=4096',
+        'count=2',
+        'conv=notrunc',
+      ]);
+      const allocated = async (p: string): Promise<number> => (await stat(p)).blocks * 512;
+      assert.ok((await allocated(file)) < 1024 * 1024, 'the fixture is sparse');
+      await cliOk(repo, ['backup', '--unit', c.name]);
+
+      // Restore over the live volume: the safety copy of what is there is taken first.
+      const doc = await restoreLatest(t, repo, c.name);
+      const restored = path.join(await volumeMountpoint(c.volume), 'disk.img');
+      assert.equal((await stat(restored)).size, 1024 ** 3);
+      assert.ok(
+        (await allocated(restored)) < 1024 * 1024,
+        `restored file uses ${await allocated(restored)} bytes`,
+      );
+      const copy = doc.data[0]?.safetyCopy;
+      assert.ok(copy, JSON.stringify(doc));
+      registerCleanup(t, () => rm(copy, { force: true }));
+      assert.ok((await stat(copy)).size < 1024 * 1024, `safety copy is ${(await stat(copy)).size} bytes`);
     });
   }
 });

@@ -282,6 +282,7 @@ describe('argv', () => {
           'kopia',
           'snapshot',
           'restore',
+          '--write-sparse-files',
           '--skip-owners',
           ...COMMON,
           '--',
