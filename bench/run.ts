@@ -10,6 +10,9 @@
  * projects, containers, volumes, repositories, state dirs) has a unique `kdb-` name and is removed at
  * the end, also on failure and on Ctrl-C. Exit code: 0 when every figure was measured (whether or not
  * the targets are met), 1 when a scenario failed, 2 on bad usage, 130/143 when interrupted.
+ *
+ * Docker is the daemon DOCKER_HOST names (else the default socket); Compose is `docker compose` (v2) or
+ * `docker-compose` (v1) as KD_TEST_COMPOSE says, else v2 when it runs (bench/lib/compose.ts).
  */
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -18,6 +21,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Cleanup } from './lib/cleanup.js';
+import { detectCompose } from './lib/compose.js';
 import { FULL, SMOKE, type BenchContext, type ScenarioResult, type Sizes } from './lib/context.js';
 import { docker } from './lib/docker.js';
 import { createKd, resolvedBackupConfig } from './lib/kd.js';
@@ -77,9 +81,8 @@ async function preflight(cli: string, image: string): Promise<void> {
   await exec([KOPIA_BIN, '--version']).catch(() => {
     throw new Error(`kopia (${KOPIA_BIN}) not found: run \`bash scripts/provision.sh\``);
   });
-  await exec(['docker-compose', 'version', '--short']).catch(() => {
-    throw new Error('docker-compose not found: run `bash scripts/provision.sh`');
-  });
+  const c = await detectCompose();
+  log(`Compose ${c.flavour} ${c.version} (${c.command.join(' ')})`);
 }
 
 async function main(): Promise<number> {

@@ -1,6 +1,7 @@
 /** The machine the figures come from, read (never guessed) from the OS and the tools themselves. */
 import os from 'node:os';
 import { readFile } from 'node:fs/promises';
+import { detectCompose } from './compose.js';
 import { KOPIA_BIN } from './kopia.js';
 import { exec } from './proc.js';
 
@@ -14,6 +15,7 @@ export interface Machine {
   docker: string;
   dockerStorageDriver: string;
   dockerRootDir: string;
+  /** The Compose the benchmark drove: its version and command, e.g. "2.40.3 (docker compose)". */
   dockerCompose: string;
   kopia: string;
   tar: string;
@@ -60,7 +62,10 @@ export async function describeMachine(tmpRoot: string): Promise<Machine> {
     docker: await out(['docker', 'version', '--format', '{{.Server.Version}}']),
     dockerStorageDriver: driver,
     dockerRootDir: rootDir,
-    dockerCompose: await out(['docker-compose', 'version', '--short']),
+    dockerCompose: await detectCompose().then(
+      (c) => `${c.version} (${c.command.join(' ')})`,
+      () => 'unknown',
+    ),
     kopia: await out([KOPIA_BIN, '--version']),
     tar: await out(['tar', '--version']),
     disks: [await disk(tmpRoot), await disk(rootDir)],
@@ -74,7 +79,7 @@ export function machineMarkdown(m: Machine): string {
     ...m.disks.map(
       (d) => `- disk under ${d.path}: ${d.source} (${d.fstype}, ${d.rotational}), ${d.size}, ${d.avail} free`,
     ),
-    `- Docker ${m.docker} (storage driver ${m.dockerStorageDriver}), docker-compose ${m.dockerCompose}`,
+    `- Docker ${m.docker} (storage driver ${m.dockerStorageDriver}), Compose ${m.dockerCompose}`,
     `- ${m.kopia.startsWith('v') ? `Kopia ${m.kopia}` : m.kopia}; ${m.tar}; Node ${m.node}`,
   ].join('\n');
 }

@@ -34,11 +34,12 @@ import {
   type VolumeMode,
 } from '../lib/kd.js';
 import { RawKopia, type RawSnapshot } from '../lib/kopia.js';
-import { exec, flushDisk, mapLimit } from '../lib/proc.js';
+import { flushDisk, mapLimit } from '../lib/proc.js';
 import { figure, mbps, measure, type Figure } from '../lib/report.js';
 import { treeBytes } from '../lib/tree.js';
 import { pollPeak, type PeakPoller } from '../lib/rss.js';
 import { uniqueName } from '../lib/cleanup.js';
+import { compose } from '../lib/compose.js';
 
 type Phase = 'full' | 'unchanged' | 'changed';
 const PHASES: Phase[] = ['full', 'unchanged', 'changed'];
@@ -108,7 +109,7 @@ async function createUnitStack(ctx: BenchContext): Promise<UnitStack> {
   const project = uniqueName('unit');
   const dir = await mkdtemp(path.join(ctx.tmpRoot, `${project}-`));
   ctx.cleanup.add(`compose project ${project}`, async () => {
-    await exec(['docker-compose', '-p', project, 'down', '-v', '--remove-orphans', '-t', '10'], {
+    await compose(project, ['down', '-v', '--remove-orphans', '-t', '10'], {
       cwd: dir,
       allowFail: true,
       cleanup: true,
@@ -117,7 +118,7 @@ async function createUnitStack(ctx: BenchContext): Promise<UnitStack> {
     await rm(dir, { recursive: true, force: true });
   });
   await writeFile(path.join(dir, 'docker-compose.yml'), composeFile(ctx.image));
-  await exec(['docker-compose', '-p', project, 'up', '-d'], { cwd: dir });
+  await compose(project, ['up', '-d'], { cwd: dir });
   const services: Service[] = [];
   for (const service of ['db', 'app']) {
     const r = await docker([
@@ -349,9 +350,7 @@ export async function unitScenario(ctx: BenchContext, defaultMode: string): Prom
   }
 
   // 3. Restores: the unit is removed (containers and volumes), then restored into absent volumes.
-  await exec(['docker-compose', '-p', s.project, 'down', '-v', '-t', String(ctx.stopTimeout)], {
-    cwd: s.dir,
-  });
+  await compose(s.project, ['down', '-v', '-t', String(ctx.stopTimeout)], { cwd: s.dir });
   const kdR: RestoreSample[] = [];
   const rawR: RestoreSample[] = [];
   if (!keep) throw new Error('no repository kept for the restores');

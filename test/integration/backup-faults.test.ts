@@ -23,8 +23,10 @@ import {
   TEST_IMAGE,
   cli,
   cliOk,
+  composeContainer,
   createStack,
   docker,
+  escapeRegExp,
   makeRepoConfig,
   startCli,
   uniqueName,
@@ -416,7 +418,7 @@ volumes:
     const journal = await readFile(journalFile(e), 'utf8');
     assert.match(
       journal,
-      new RegExp(`${x.project}_db_1`),
+      new RegExp(escapeRegExp(await composeContainer(x.project, 'db'))),
       'the journal still names the unit that is not back',
     );
     assert.doesNotMatch(journal, new RegExp(y.project));
@@ -511,7 +513,10 @@ volumes:
     const unit = parseSummary(next).units[0];
     assert.equal(unit?.status, 'ok');
     // Planned after the replay: the containers it restarted are stopped for the snapshot (cold).
-    assert.match(next.stderr, new RegExp(`stopping ${s.project}_app_1`));
+    assert.match(
+      next.stderr,
+      new RegExp(`stopping ${escapeRegExp(await composeContainer(s.project, 'app'))}`),
+    );
     assert.ok(unit.downtimeSec > 0, 'the backup after the replay was cold');
     await assertInService(s.project);
     assert.equal(existsSync(journalFile(e)), false);

@@ -37,6 +37,7 @@ import {
   cli,
   cliOk,
   compose,
+  composeContainers,
   createStack,
   describeRun,
   docker,
@@ -334,7 +335,10 @@ volumes:
 
 const ENV_FILE = 'FOO=bar\nDB_NAME=appdb\n';
 
-/** Brings the stack up, then stops worker (a stopped member of the project). */
+/**
+ * Brings the stack up, then stops worker (a stopped member of the project). `ctrs` are the containers'
+ * names, looked up by label (Compose v1 and v2 name them differently); volumes are `<project>_<name>`.
+ */
 async function upStack(t: TestContext, prefix: string, healthyAfter = 0) {
   const stack = await createStack(t, {
     name: uniqueName(prefix),
@@ -350,7 +354,7 @@ async function upStack(t: TestContext, prefix: string, healthyAfter = 0) {
     ...stack,
     bindDir: path.join(stack.dir, 'data'),
     vols: { db: `${p}_dbdata`, app: `${p}_appdata`, worker: `${p}_workerdata` },
-    ctrs: { db: `${p}_db_1`, app: `${p}_app_1`, worker: `${p}_worker_1` },
+    ctrs: await composeContainers(p, ['db', 'app', 'worker']),
   };
 }
 

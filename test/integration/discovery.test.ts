@@ -2,9 +2,11 @@
  * Discovery and the Docker adapter against the real daemon (what a real daemon can't be made to do on
  * demand — hang, speak another API range — is in test/unit/docker-api.test.ts, against a fake one).
  *
- * A real Compose v1 project (format 2.4, init: true) with a healthchecked db, an app that depends on it
- * with a named volume, a relative bind and /etc/localtime, a stopped worker; a standalone container; a
- * project whose compose file was deleted. Everything is named kdt-<random> and removed in after().
+ * A real Compose project (format 2.4, init: true; brought up by the Compose under test, v1 or v2 — see
+ * helpers' COMPOSE_FLAVOUR) with a healthchecked db, an app that depends on it with a named volume, a
+ * relative bind and /etc/localtime, a stopped worker; a standalone container; a project whose compose
+ * file was deleted. Everything is named kdt-<random> and removed in after(). Container names differ
+ * between v1 (`p_db_1`) and v2 (`p-db-1`): they are looked up by label once the stack is up.
  */
 import assert from 'node:assert/strict';
 import { mkdir, rm, unlink, writeFile } from 'node:fs/promises';
@@ -19,8 +21,12 @@ import { containerInfoFromInspect, discoverUnits, type Discovery } from '../../s
 import {
   REPO_ROOT,
   TEST_IMAGE as IMAGE,
+  COMPOSE_FLAVOUR,
   compose,
+  composeArgv,
+  composeContainers,
   docker as dockerCli,
+  escapeRegExp,
   makeTempDir,
   runCli,
   testEnv,
@@ -82,6 +88,8 @@ services:
 let tmp = '';
 let stackDir = '';
 let goneFile = '';
+/** The stack's container names, by service (looked up by label after `up`). */
+let ctr: Record<'db' | 'app' | 'worker', string> = { db: '', app: '', worker: '' };
 const docker: DockerClient = createDocker();
 
 /**
@@ -90,7 +98,7 @@ const docker: DockerClient = createDocker();
  */
 async function cleanup(): Promise<void> {
   if (stackDir) {
-    await run(['docker-compose', '-p', PROJECT, 'down', '-v', '-t', '1'], {
+    await run(composeArgv(PROJECT, ['down', '-v', '-t', '1']), {
       cwd: stackDir,
       timeoutMs: 120_000,
     });
@@ -119,6 +127,7 @@ before(async () => {
   await writeFile(path.join(stackDir, 'docker-compose.yml'), COMPOSE);
   await compose(stackDir, PROJECT, ['up', '-d']);
   await compose(stackDir, PROJECT, ['stop', '-t', '1', 'worker']);
+  ctr = await composeContainers(PROJECT, ['db', 'app', 'worker']);
 
   // A project whose compose file is gone by the time we look (created, never started).
   const goneDir = path.join(tmp, 'gone');
@@ -181,17 +190,28 @@ describe('discoverUnits against the real daemon', () => {
     const worker = containerOf(u, 'worker');
     assert.equal(worker.running, false);
     assert.equal(worker.state, 'exited');
-    assert.equal(worker.name, `${PROJECT}_worker_1`);
+    assert.equal(worker.name, ctr.worker);
   });
 
-  it('resolves the v1 relative config file against the working dir, and finds it', () => {
+  it(`resolves the config file (v1: relative, v2: absolute label; under test: ${COMPOSE_FLAVOUR}) against the working dir, and finds it`, async () => {
+    // The label really has the form this Compose writes (else the case would test nothing new).
+    const labels = (await docker.inspectContainer(ctr.app)).Config.Labels ?? {};
+    assert.equal(
+      labels['com.docker.compose.project.config_files'],
+      COMPOSE_FLAVOUR === 'v1' ? 'docker-compose.yml' : path.join(stackDir, 'docker-compose.yml'),
+    );
     const u = unitNamed(found.units, PROJECT);
     assert.equal(u.composeWorkingDir, stackDir);
     assert.deepEqual(u.composeConfigFiles, [path.join(stackDir, 'docker-compose.yml')]);
     assert.deepEqual(u.missingConfigFiles, []);
   });
 
-  it('reads depends_on from the compose file (v1 sets no label) and orders start/stop by it', () => {
+  it(`reads depends_on (v1: from the compose file, v2: its label; under test: ${COMPOSE_FLAVOUR}) and orders start/stop by it`, async () => {
+    const labels = (await docker.inspectContainer(ctr.app)).Config.Labels ?? {};
+    assert.equal(
+      labels['com.docker.compose.depends_on'],
+      COMPOSE_FLAVOUR === 'v1' ? undefined : 'db:service_healthy:false',
+    );
     const u = unitNamed(found.units, PROJECT);
     assert.deepEqual(containerOf(u, 'app').dependsOn, ['db']);
     assert.deepEqual(containerOf(u, 'db').dependsOn, []);
@@ -347,7 +367,7 @@ describe('kopi-docka list --units (CLI, built dist/main.js)', () => {
     assert.deepEqual(row, [PROJECT, 'stack', '2/3', '2', '1', path.join(stackDir, 'docker-compose.yml')]);
     const solo = lines.find((l) => l.startsWith(`${SOLO} `))?.split(/\s+/);
     assert.deepEqual(solo, [SOLO, 'standalone', '1/1', '1', '0', '-']);
-    assert.match(res.stderr, new RegExp(`compose file ${goneFile.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
+    assert.match(res.stderr, new RegExp(`compose file ${escapeRegExp(goneFile)}`));
   });
 });
 
@@ -362,7 +382,7 @@ describe('Docker adapter against the real daemon', () => {
   });
 
   it('stops and starts (304 = already in that state) and waits until healthy', async () => {
-    const id = `${PROJECT}_db_1`;
+    const id = ctr.db;
     assert.equal(await docker.stopContainer(id, 2), true);
     assert.equal((await docker.inspectContainer(id)).State.Running, false);
     assert.equal(await docker.stopContainer(id, 2), false);
@@ -379,15 +399,15 @@ describe('Docker adapter against the real daemon', () => {
   });
 
   it('fails at once for an exited container, naming it and its state', async () => {
-    const err = await docker.waitHealthy(`${PROJECT}_worker_1`, { timeoutMs: 30_000 }).then(
+    const err = await docker.waitHealthy(ctr.worker, { timeoutMs: 30_000 }).then(
       () => undefined,
       (e: unknown) => e,
     );
     assert.ok(err instanceof ContainerStateError, String(err));
-    assert.equal(err.container, `${PROJECT}_worker_1`);
+    assert.equal(err.container, ctr.worker);
     assert.equal(err.state, 'exited');
     assert.equal(err.timedOut, false);
-    assert.match(err.message, /worker_1 stopped .*state exited/);
+    assert.match(err.message, new RegExp(`${escapeRegExp(ctr.worker)} stopped .*state exited`));
     assert.equal(err.exitCode, 6);
   });
 
@@ -451,7 +471,7 @@ describe('Docker adapter against the real daemon', () => {
   });
 
   it('builds ContainerInfo with v2 labels: absolute config files and the depends_on label win', async () => {
-    const inspect = await docker.inspectContainer(`${PROJECT}_app_1`);
+    const inspect = await docker.inspectContainer(ctr.app);
     const labels = {
       ...(inspect.Config.Labels ?? {}),
       'com.docker.compose.project.config_files': '/abs/compose.yml,/abs/override.yml',
@@ -463,6 +483,6 @@ describe('Docker adapter against the real daemon', () => {
     );
     assert.deepEqual(info.composeConfigFiles, ['/abs/compose.yml', '/abs/override.yml']);
     assert.deepEqual(info.dependsOn, ['db', 'cache']);
-    assert.equal(info.name, `${PROJECT}_app_1`);
+    assert.equal(info.name, ctr.app);
   });
 });

@@ -1,12 +1,18 @@
 /**
- * Shared helpers for integration tests: real Docker, real docker-compose (v1, `docker-compose`), real
- * Kopia, and the built CLI (`dist/main.js`, built by scripts/test.sh before the tests run).
+ * Shared helpers for integration tests: real Docker (the daemon DOCKER_HOST names, else the default
+ * socket), real Docker Compose — v2 (`docker compose`) or v1 (`docker-compose`), chosen by
+ * KD_TEST_COMPOSE (see COMPOSE_FLAVOUR) — real Kopia, and the built CLI (`dist/main.js`, built by
+ * scripts/test.sh before the tests run).
+ *
+ * Compose v1 names containers `<project>_<service>_1`, v2 `<project>-<service>-1`: tests never build
+ * container names, they look them up by label (composeContainer). Volumes are `<project>_<volume>`
+ * in both.
  *
  * Every process is spawned from an argv array (never a shell). Everything a helper creates is removed
  * by a cleanup registered with node:test (`t.after()`), which runs even when the test fails.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { accessSync, constants as fsConstants, existsSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -157,9 +163,97 @@ export function docker(
   return runChecked('docker', args, { input: opts.input, allowFail: opts.allowFail });
 }
 
-/** Runs `docker-compose -p <project> <args>` in projectDir. Throws (with stderr) on a non-zero exit. */
-export function compose(projectDir: string, project: string, args: string[]): Promise<ExecResult> {
-  return runChecked('docker-compose', ['-p', project, ...args], { cwd: projectDir });
+export type ComposeFlavour = 'v1' | 'v2';
+
+/**
+ * The Compose the tests drive: KD_TEST_COMPOSE=`v2` (`docker compose`) or `v1` (`docker-compose`);
+ * unset or empty: v2 when `docker compose version` runs, else v1. Any other value is an error.
+ */
+function chooseComposeFlavour(): ComposeFlavour {
+  const wanted = process.env.KD_TEST_COMPOSE?.trim() ?? '';
+  if (wanted === 'v1' || wanted === 'v2') return wanted;
+  if (wanted !== '') throw new Error(`KD_TEST_COMPOSE must be v1 or v2, not "${wanted}"`);
+  const probe = spawnSync('docker', ['compose', 'version'], { stdio: 'ignore', timeout: 30_000 });
+  return probe.status === 0 ? 'v2' : 'v1';
+}
+
+/** The Compose flavour under test (KD_TEST_COMPOSE, else detected). Skip v2-only cases on 'v1'. */
+export const COMPOSE_FLAVOUR: ComposeFlavour = chooseComposeFlavour();
+
+/**
+ * node:test options that skip a test or suite unless Compose `flavour` is under test, with the reason:
+ * `it('…', onlyWithCompose('v2'), async () => …)`.
+ */
+export function onlyWithCompose(flavour: ComposeFlavour): { skip: string | false } {
+  return {
+    skip:
+      COMPOSE_FLAVOUR === flavour
+        ? false
+        : `needs Compose ${flavour}; Compose ${COMPOSE_FLAVOUR} is under test (KD_TEST_COMPOSE=${process.env.KD_TEST_COMPOSE ?? 'unset'})`,
+  };
+}
+
+/** The command that runs that Compose; Compose arguments are appended to it. */
+export const COMPOSE_COMMAND: readonly string[] =
+  COMPOSE_FLAVOUR === 'v2' ? ['docker', 'compose'] : ['docker-compose'];
+
+/** argv of `<compose> -p <project> ...args` (e.g. for a runner other than compose()). */
+export function composeArgv(project: string, args: readonly string[]): string[] {
+  return [...COMPOSE_COMMAND, '-p', project, ...args];
+}
+
+/**
+ * Runs `<compose> -p <project> <args>` (COMPOSE_COMMAND) in projectDir. Throws (with stderr) on a
+ * non-zero exit unless allowFail.
+ */
+export function compose(
+  projectDir: string,
+  project: string,
+  args: string[],
+  opts: { allowFail?: boolean } = {},
+): Promise<ExecResult> {
+  const [command = 'docker-compose', ...rest] = composeArgv(project, args);
+  return runChecked(command, rest, { cwd: projectDir, allowFail: opts.allowFail });
+}
+
+/**
+ * The name of the one container (running or not) of Compose service `service` in `project`, found by
+ * its labels (`com.docker.compose.project`, `com.docker.compose.service`) — whatever naming scheme the
+ * Compose that made it uses. Throws unless there is exactly one.
+ */
+export async function composeContainer(project: string, service: string): Promise<string> {
+  const r = await docker([
+    'ps',
+    '-a',
+    '--filter',
+    `label=com.docker.compose.project=${project}`,
+    '--filter',
+    `label=com.docker.compose.service=${service}`,
+    '--format',
+    '{{.Names}}',
+  ]);
+  const names = r.stdout.split('\n').filter(Boolean);
+  if (names.length !== 1) {
+    throw new Error(
+      `expected one container of service ${service} in project ${project}, found ${names.length}: ${names.join(', ')}`,
+    );
+  }
+  return names[0] as string;
+}
+
+/** composeContainer for each service: `{ [service]: container name }`. */
+export async function composeContainers<S extends string>(
+  project: string,
+  services: readonly S[],
+): Promise<Record<S, string>> {
+  const out = {} as Record<S, string>;
+  for (const s of services) out[s] = await composeContainer(project, s);
+  return out;
+}
+
+/** Escapes `text` for use as a literal inside a RegExp. */
+export function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
 /** A fresh directory under os.tmpdir(). The caller removes it (or uses registerCleanup). */
@@ -205,7 +299,7 @@ export interface Stack {
   project: string;
   dir: string;
   /**
-   * `docker-compose down -v --remove-orphans`, then removes whatever is still labelled with the project
+   * `<compose> down -v --remove-orphans`, then removes whatever is still labelled with the project
    * (e.g. recreated by a restore). Keeps `dir`. Safe to call more than once; never throws.
    */
   down: () => Promise<void>;
@@ -213,8 +307,8 @@ export interface Stack {
 
 /**
  * Writes `files` (paths relative to a fresh temp dir, e.g. `docker-compose.yml`, `.env`, `data/x`) and,
- * unless `up === false`, runs `docker-compose up -d`. The project is `name` (verbatim) or a uniqueName.
- * Cleanup (registered before `up`, so a failed `up` is cleaned too): down() and `rm -rf dir`.
+ * unless `up === false`, runs `<compose> up -d` (COMPOSE_COMMAND). The project is `name` (verbatim) or
+ * a uniqueName. Cleanup (registered before `up`, so a failed `up` is cleaned too): down() and `rm -rf dir`.
  */
 export async function createStack(
   t: TestContext | undefined,
@@ -225,10 +319,7 @@ export async function createStack(
   const down = async (): Promise<void> => {
     try {
       if (existsSync(dir)) {
-        await runChecked('docker-compose', ['-p', project, 'down', '-v', '--remove-orphans', '-t', '10'], {
-          cwd: dir,
-          allowFail: true,
-        });
+        await compose(dir, project, ['down', '-v', '--remove-orphans', '-t', '10'], { allowFail: true });
       }
       await removeProjectResources(project);
     } catch (err) {

@@ -1,21 +1,29 @@
 /**
- * A cheap check that the machine is what the integration suite expects (scripts/provision.sh made it
- * so): Docker answers with API >= 1.41, docker-compose runs, kopia is the pinned version, and the test
+ * A cheap check that the machine is what the integration suite expects (scripts/provision.sh and
+ * scripts/engine.sh made it so), for the engine under test (DOCKER_HOST, else the default socket) and
+ * the Compose under test (helpers' COMPOSE_FLAVOUR): Docker answers with API >= 1.41 and its supported
+ * range, a daemon that refuses old API versions (Engine 29: below 1.44) really does and still answers
+ * kopi-docka, the Compose under test runs and is that flavour, kopia is the pinned version, and the test
  * image runs and stops promptly on SIGTERM (with `init: true`/`--init`, or a shell that traps TERM).
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
+import http from 'node:http';
 import path from 'node:path';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
 import {
+  COMPOSE_COMMAND,
+  COMPOSE_FLAVOUR,
   KOPIA_BIN,
   REPO_ROOT,
   TEST_IMAGE,
+  cliOk,
   compose,
   createStack,
   docker,
+  makeRepoConfig,
   registerCleanup,
   uniqueName,
 } from './helpers.js';
@@ -50,16 +58,73 @@ async function timeStop(name: string): Promise<number> {
   return Number(process.hrtime.bigint() - started) / 1e9;
 }
 
-void test('the Docker daemon answers with API >= 1.41', async () => {
-  const r = await docker(['version', '--format', '{{.Server.APIVersion}}']);
-  const api = r.stdout.trim();
+/** The daemon's API version and the oldest it accepts, as it reports them (through the docker CLI). */
+async function daemonApi(): Promise<{ api: string; min: string }> {
+  const r = await docker(['version', '--format', '{{.Server.APIVersion}} {{.Server.MinAPIVersion}}']);
+  const [api = '', min = ''] = r.stdout.trim().split(' ');
   assert.match(api, /^\d+\.\d+$/, `unexpected API version '${api}'`);
+  assert.match(min, /^\d+\.\d+$/, `unexpected minimum API version '${min}'`);
+  return { api, min };
+}
+
+/** The daemon's unix socket: DOCKER_HOST (unix:// only), else the default; undefined for tcp:// etc. */
+function daemonSocket(): string | undefined {
+  const host = process.env.DOCKER_HOST;
+  if (!host) return '/var/run/docker.sock';
+  return host.startsWith('unix://') ? host.slice('unix://'.length) : undefined;
+}
+
+/** GET `urlPath` on the daemon's socket: status code and body. */
+function daemonGet(socketPath: string, urlPath: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.get({ socketPath, path: urlPath, timeout: 10_000 }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error(`GET ${urlPath} on ${socketPath} timed out`)));
+    req.on('error', reject);
+  });
+}
+
+void test('the Docker daemon answers with API >= 1.41 and a range that includes it', async () => {
+  const { api, min } = await daemonApi();
   assert.ok(versionAtLeast(api, '1.41'), `Docker API ${api} < 1.41`);
+  assert.ok(versionAtLeast(api, min), `API ${api} below the daemon's own minimum ${min}`);
 });
 
-void test('docker-compose (v1) runs', async () => {
-  const { stdout } = await execFileP('docker-compose', ['version', '--short']);
-  assert.match(stdout.trim(), /^\d+\.\d+\.\d+/);
+void test('a daemon refusing API 1.41 does so, and kopi-docka still talks to it', async (t) => {
+  const { api, min } = await daemonApi();
+  const socket = daemonSocket();
+  if (!socket) {
+    t.skip(`DOCKER_HOST=${process.env.DOCKER_HOST ?? ''} is not a unix socket`);
+    return;
+  }
+  // What a client pinned to 1.41 (Debian's docker.io 20.10 era) gets from this daemon.
+  const old = await daemonGet(socket, '/v1.41/version');
+  if (versionAtLeast('1.41', min)) {
+    assert.equal(old.status, 200, `daemon (API ${min}..${api}) refused /v1.41/version: ${old.body}`);
+  } else {
+    assert.equal(old.status, 400, `daemon (API ${min}..${api}) answered /v1.41/version: ${old.body}`);
+    assert.match(old.body, /too old|minimum supported API version/i, old.body);
+  }
+  // kopi-docka negotiates a version inside the daemon's range and lists this host's units.
+  const repo = await makeRepoConfig(t, { prefix: 'provision' });
+  const r = await cliOk(repo, ['list', '--units', '--json']);
+  assert.ok(Array.isArray((JSON.parse(r.stdout) as { units?: unknown }).units), r.stdout);
+});
+
+void test(`${COMPOSE_COMMAND.join(' ')} (Compose ${COMPOSE_FLAVOUR}, the one under test) runs`, async () => {
+  const [command = '', ...args] = COMPOSE_COMMAND;
+  const { stdout } = await execFileP(command, [...args, 'version', '--short']);
+  // v1 prints "1.29.2"; v2 "2.40.3" (older v2 releases: "v2.x.y").
+  const m = /^v?(\d+)\.\d+\.\d+/.exec(stdout.trim());
+  assert.ok(m, `unexpected version output: ${stdout}`);
+  const major = Number(m[1]);
+  if (COMPOSE_FLAVOUR === 'v1') assert.equal(major, 1, `expected Compose v1, got ${stdout.trim()}`);
+  else assert.ok(major >= 2, `expected Compose v2 or later, got ${stdout.trim()}`);
 });
 
 void test('kopia reports the pinned version', async () => {
@@ -142,7 +207,7 @@ void test('createStack: a Compose service with init: true comes up and stops pro
   const started = process.hrtime.bigint();
   await compose(stack.dir, stack.project, ['stop', '-t', '10']);
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-  assert.ok(seconds < 5, `docker-compose stop -t 10 took ${seconds.toFixed(1)} s`);
+  assert.ok(seconds < 5, `${COMPOSE_COMMAND.join(' ')} stop -t 10 took ${seconds.toFixed(1)} s`);
   await stack.down();
   const left = await docker(['ps', '-aq', '--filter', `label=com.docker.compose.project=${stack.project}`]);
   assert.equal(left.stdout.trim(), '', 'down() removed the containers');
