@@ -13,8 +13,8 @@
  *  d. a full round trip: a named volume and a bind mount back byte for byte (sha256), and the stack up
  *     and healthy again from the directory the restore names.
  *
- * Runs only with Compose v2: KD_TEST_COMPOSE=v1 skips it; unset or v2 runs it when `docker compose
- * version` works. Compose is driven here from argv arrays (never a shell); every project, volume,
+ * Runs only when Compose v2 is the flavour under test (helpers' COMPOSE_FLAVOUR: KD_TEST_COMPOSE, or
+ * `docker compose` when it works); KD_TEST_COMPOSE=v1 skips it with that reason. Compose is driven here from argv arrays (never a shell); every project, volume,
  * network and directory a test makes is removed in t.after(), which runs even when the test fails.
  * Every backup is limited with `--unit`, so other containers on the engine are never touched.
  */
@@ -33,6 +33,7 @@ import {
   docker,
   makeRepoConfig,
   makeTempDir,
+  onlyWithCompose,
   registerCleanup,
   uniqueName,
   type RepoConfig,
@@ -41,41 +42,25 @@ import {
 // ---------------------------------------------------------------------------------------------------
 // Which Compose
 
-interface ComposeProbe {
-  /** Why the tests cannot run here; undefined when they can. */
-  skip: string | undefined;
-  /** `docker compose version --short`, e.g. "2.40.3" (undefined when skipped). */
-  version: string | undefined;
-}
+/** Skips the file unless Compose v2 is the flavour under test (helpers' KD_TEST_COMPOSE choice). */
+const V2 = onlyWithCompose('v2');
 
-/** KD_TEST_COMPOSE=v1 → skip; otherwise run when `docker compose version` answers. */
-function probeCompose(): ComposeProbe {
-  const wanted = process.env.KD_TEST_COMPOSE?.trim() ?? '';
-  if (wanted === 'v1') {
-    return {
-      skip: 'KD_TEST_COMPOSE=v1: these tests are for Compose v2 (`docker compose`)',
-      version: undefined,
-    };
-  }
-  const r = spawnSync('docker', ['compose', 'version', '--short'], { encoding: 'utf8', timeout: 30_000 });
-  if (r.status !== 0) {
-    const why = (r.stderr || r.stdout || r.error?.message || `exit ${String(r.status)}`).trim();
-    const asked = wanted === '' ? '' : ` (KD_TEST_COMPOSE=${wanted})`;
-    return { skip: `\`docker compose version\` failed${asked}: ${why}`, version: undefined };
-  }
-  return { skip: undefined, version: r.stdout.trim().replace(/^v/, '') };
-}
-
-const COMPOSE = probeCompose();
+/** `docker compose version --short`, e.g. "2.40.3"; undefined when Compose v2 is not under test. */
+const COMPOSE_VERSION: string | undefined =
+  V2.skip === false
+    ? spawnSync('docker', ['compose', 'version', '--short'], { encoding: 'utf8', timeout: 30_000 })
+        .stdout.trim()
+        .replace(/^v/, '')
+    : undefined;
 
 /** `include:` needs Compose 2.20 or later. */
 function includeSkip(): string | undefined {
-  const m = /^(\d+)\.(\d+)/.exec(COMPOSE.version ?? '');
+  const m = /^(\d+)\.(\d+)/.exec(COMPOSE_VERSION ?? '');
   if (!m) return undefined;
   const [major, minor] = [Number(m[1]), Number(m[2])];
   return major > 2 || (major === 2 && minor >= 20)
     ? undefined
-    : `include: needs Compose ≥ 2.20, have ${COMPOSE.version ?? '?'}`;
+    : `include: needs Compose ≥ 2.20, have ${COMPOSE_VERSION ?? '?'}`;
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -408,433 +393,427 @@ const HEALTHCHECK = [
 
 // ---------------------------------------------------------------------------------------------------
 
-describe(
-  'Compose v2 stacks (docker compose, real engine, real Kopia)',
-  { skip: COMPOSE.skip ?? false },
-  () => {
-    it(
-      'a. compose.yaml + .env + env_file + include: found, all in the recipe; the inactive-profile service is reported',
-      { skip: includeSkip() ?? false },
-      async (t) => {
-        const repo = await makeRepo(t);
-        await cliOk(repo, ['init']);
-        const project = uniqueName('v2-inc');
-        const s = await v2Stack(t, {
-          project,
-          useP: true,
-          dirName: 'app',
-          files: {
-            'compose.yaml': [
-              'include:',
-              '  - path: services/db.yaml',
-              'services:',
-              '  app:',
-              `    image: ${TEST_IMAGE}`,
-              '    init: true',
-              `    command: ${yamlArgv(LOOP)}`,
-              '    env_file: config/app.env',
-              '    environment:',
-              // `:?` makes Compose refuse to run at all without the .env that sets it.
-              '      FROM_DOTENV: ${DOTENV_VALUE:?set in .env}',
-              '    depends_on:',
-              '      db:',
-              '        condition: service_healthy',
-              '    volumes:',
-              '      - appdata:/data',
-              '  debug:',
-              `    image: ${TEST_IMAGE}`,
-              '    profiles: [debug]',
-              `    command: ${yamlArgv(LOOP)}`,
-              '    volumes:',
-              '      - debugdata:/debug',
-              'volumes:',
-              '  appdata: {}',
-              '  debugdata: {}',
-              '',
-            ].join('\n'),
-            // Relative paths in an included file are relative to its own directory.
-            'services/db.yaml': [
-              'services:',
-              '  db:',
-              `    image: ${TEST_IMAGE}`,
-              '    init: true',
-              `    command: ["sh", "-c", "touch /tmp/ready; trap 'exit 0' TERM; while :; do sleep 1; done"]`,
-              '    env_file: db.env',
-              ...HEALTHCHECK,
-              '    volumes:',
-              '      - dbdata:/var/lib/db',
-              'volumes:',
-              '  dbdata: {}',
-              '',
-            ].join('\n'),
-            'services/db.env': 'DB_SETTING=from-db-env\n',
-            'config/app.env': 'APP_SETTING=from-app-env\n',
-            '.env': 'DOTENV_VALUE=from-dotenv\n',
-          },
-        });
-        const up = await waitStates(project, { app: 'running', db: 'healthy' });
-        assert.equal(up.has('debug'), false, 'the profile service has no container');
-        // The fixture does what it claims: Compose read .env, both env_files and the include.
-        const app = member(up, 'app').name;
-        assert.equal(await envOf(app, 'APP_SETTING'), 'from-app-env');
-        assert.equal(await envOf(app, 'FROM_DOTENV'), 'from-dotenv');
-        assert.equal(await envOf(member(up, 'db').name, 'DB_SETTING'), 'from-db-env');
-
-        const profileWarning = new RegExp(
-          `service debug has no container \\(in profile debug, not active\\)`,
-        );
-        const unitWarning = new RegExp(`unit ${project}: service debug has no container \\(in profile debug`);
-
-        // list: the unit, its one config file, and the warning (JSON and on stderr of the table form).
-        const listed = await listUnits(repo);
-        const unit = listed.units.find((u) => u.name === project);
-        assert.ok(unit, `unit ${project} listed: ${listed.units.map((u) => u.name).join(', ')}`);
-        assert.equal(unit.kind, 'stack');
-        assert.equal(unit.composeWorkingDir, s.dir);
-        assert.deepEqual(unit.composeConfigFiles, [path.join(s.dir, 'compose.yaml')]);
-        assert.deepEqual(unit.containers.map((c) => c.service).sort(), ['app', 'db']);
-        assert.ok(
-          listed.warnings.some((w) => unitWarning.test(w)),
-          listed.warnings.join('\n'),
-        );
-        const table = await cliOk(repo, ['list', '--units']);
-        assert.match(table.stderr, unitWarning, describeRun(table));
-
-        // The dry-run plan: the same warning, and the files the recipe will hold.
-        const planned = await dryRun(repo, project);
-        assert.ok(
-          planned.warnings.some((w) => profileWarning.test(w)),
-          planned.warnings.join('\n'),
-        );
-        assert.deepEqual(planned.recipe.composeFiles, [path.join(s.dir, 'compose.yaml')]);
-        assert.deepEqual(
-          [...(planned.recipe.referencedFiles ?? [])].sort(),
-          ['.env', 'config/app.env', 'services/db.env', 'services/db.yaml'].map((f) => path.join(s.dir, f)),
-        );
-        assert.deepEqual(planned.sources.map((x) => x.name).sort(), [
-          `${project}_appdata`,
-          `${project}_dbdata`,
-        ]);
-        const dryText = await cliOk(repo, ['backup', '--dry-run', '--unit', project]);
-        assert.match(dryText.stdout, /warning: service debug has no container/, describeRun(dryText));
-
-        // The run: the unit is ok, the warning is in its record and on stderr.
-        const { rec, stderr } = await backup(repo, project);
-        assert.ok(
-          rec.warnings.some((w) => profileWarning.test(w)),
-          rec.warnings.join('\n'),
-        );
-        assert.match(stderr, unitWarning);
-        assert.deepEqual(
-          rec.snapshots
-            .filter((x) => x.type === 'volume')
-            .map((x) => x.name)
-            .sort(),
-          [`${project}_appdata`, `${project}_dbdata`],
-        );
-        await waitStates(project, { app: 'running', db: 'healthy' });
-
-        // The recipe, restored (scripts not run): every file in its place, byte for byte.
-        const doc = await restore(t, repo, project, []);
-        assert.deepEqual(
-          doc.composeFiles,
-          [path.join(doc.projectDir, 'compose.yaml')],
-          'the include is not an -f',
-        );
-        for (const f of ['compose.yaml', 'services/db.yaml', 'services/db.env', 'config/app.env', '.env']) {
-          assert.equal(
-            await readFile(path.join(doc.projectDir, f), 'utf8'),
-            await readFile(path.join(s.dir, f), 'utf8'),
-            `${f} restored as it was`,
-          );
-        }
-        // Compose accepts the restored project as it is (the .env is required by `:?`).
-        const services = await compose(doc.projectDir, project, ['config', '--services']);
-        assert.deepEqual(services.stdout.split('\n').filter(Boolean).sort(), ['app', 'db']);
-        const withProfile = await compose(doc.projectDir, project, [
-          '--profile',
-          'debug',
-          'config',
-          '--services',
-        ]);
-        assert.ok(withProfile.stdout.split('\n').includes('debug'), withProfile.stdout);
-      },
-    );
-
-    it('b. depends_on conditions: the restart waits for db health; a completed one-shot init is left alone; a running one is waited for', async (t) => {
+describe('Compose v2 stacks (docker compose, real engine, real Kopia)', V2, () => {
+  it(
+    'a. compose.yaml + .env + env_file + include: found, all in the recipe; the inactive-profile service is reported',
+    { skip: includeSkip() ?? false },
+    async (t) => {
       const repo = await makeRepo(t);
       await cliOk(repo, ['init']);
-      const project = uniqueName('v2-deps');
-      await v2Stack(t, {
+      const project = uniqueName('v2-inc');
+      const s = await v2Stack(t, {
         project,
         useP: true,
-        dirName: project,
+        dirName: 'app',
         files: {
           'compose.yaml': [
+            'include:',
+            '  - path: services/db.yaml',
             'services:',
-            '  db:',
-            `    image: ${TEST_IMAGE}`,
-            '    init: true',
-            // Healthy 2 s after each start at the earliest (the container's /tmp outlives a restart,
-            // hence the rm): what "waited for health" is measured by.
-            `    command: ["sh", "-c", "rm -f /tmp/ready; sleep 2; touch /tmp/ready; trap 'exit 0' TERM; while :; do sleep 1; done"]`,
-            ...HEALTHCHECK,
-            '    volumes:',
-            '      - dbdata:/var/lib/db',
-            '  init:',
-            `    image: ${TEST_IMAGE}`,
-            '    init: true',
-            '    restart: "no"',
-            // A migration-like one-shot: takes 3 s, writes into the db volume, exits 0.
-            '    command: ["sh", "-c", "sleep 3; date >> /var/lib/db/migrated"]',
-            '    depends_on:',
-            '      db:',
-            '        condition: service_healthy',
-            '    volumes:',
-            '      - dbdata:/var/lib/db',
             '  app:',
             `    image: ${TEST_IMAGE}`,
             '    init: true',
             `    command: ${yamlArgv(LOOP)}`,
+            '    env_file: config/app.env',
+            '    environment:',
+            // `:?` makes Compose refuse to run at all without the .env that sets it.
+            '      FROM_DOTENV: ${DOTENV_VALUE:?set in .env}',
             '    depends_on:',
             '      db:',
             '        condition: service_healthy',
-            '      init:',
-            '        condition: service_completed_successfully',
             '    volumes:',
-            '      - appdata:/app',
+            '      - appdata:/data',
+            '  debug:',
+            `    image: ${TEST_IMAGE}`,
+            '    profiles: [debug]',
+            `    command: ${yamlArgv(LOOP)}`,
+            '    volumes:',
+            '      - debugdata:/debug',
             'volumes:',
-            '  dbdata: {}',
             '  appdata: {}',
+            '  debugdata: {}',
             '',
           ].join('\n'),
-        },
-      });
-      const before = await waitStates(project, { db: 'healthy', app: 'running', init: 'exited0' });
-      const [db, init, app] = [member(before, 'db'), member(before, 'init'), member(before, 'app')];
-
-      // The plan: db and app stopped and started (db waited for), the completed init left alone.
-      const planned = await dryRun(repo, project);
-      assert.deepEqual(
-        planned.stop.map((x) => x.container),
-        [app.name, db.name],
-      );
-      assert.deepEqual(
-        planned.start.map((x) => [x.container, x.waitHealthy, x.waitCompleted ?? false]),
-        [
-          [db.name, true, false],
-          [app.name, false, false],
-        ],
-      );
-      assert.deepEqual(
-        (planned.completed ?? []).map((x) => x.container),
-        [init.name],
-      );
-      assert.ok(!planned.warnings.some((w) => w.includes(init.name)), planned.warnings.join('\n'));
-      // The text plan says the same: completed, not "stays stopped".
-      const planText = await cliOk(repo, ['backup', '--dry-run', '--unit', project]);
-      assert.match(planText.stdout, new RegExp(`completed \\(one-shot, left as it is\\): ${init.name}`));
-      assert.doesNotMatch(planText.stdout, /stays stopped/);
-
-      // 1. The init has completed: the backup neither starts it nor minds that it is not running.
-      const first = await backup(repo, project);
-      assert.equal(first.rec.error, undefined);
-      assert.ok(
-        !first.rec.warnings.some((w) => w.includes(init.name) || /stopped/.test(w)),
-        first.rec.warnings.join('\n'),
-      );
-      assert.ok(!first.stderr.includes(init.name), `the run never mentions ${init.name}:\n${first.stderr}`);
-      assert.doesNotMatch(first.stderr, /left stopped/);
-      const after1 = await waitStates(project, { db: 'healthy', app: 'running', init: 'exited0' });
-      const [db1, init1, app1] = [member(after1, 'db'), member(after1, 'init'), member(after1, 'app')];
-      assert.notEqual(db1.startedAt, db.startedAt, 'db was stopped for the backup and started again');
-      assert.notEqual(app1.startedAt, app.startedAt, 'app was stopped for the backup and started again');
-      assert.equal(init1.name, init.name);
-      assert.equal(init1.startedAt, init.startedAt, 'the init was not started again');
-      assert.equal(init1.finishedAt, init.finishedAt);
-      assert.ok(
-        Date.parse(app1.startedAt) >= Date.parse(db1.startedAt) + 2000,
-        `app started (${app1.startedAt}) only once db was healthy (started ${db1.startedAt}, healthy ≥ 2 s later)`,
-      );
-
-      // 2. The init runs while a backup starts (as after `docker compose up` of a new release): it is
-      //    stopped with the others, started again, and app starts only once it has completed (exit 0).
-      await docker(['start', init.name]);
-      const second = await backup(repo, project);
-      assert.equal(second.rec.error, undefined);
-      assert.match(
-        second.stderr,
-        new RegExp(`starting ${init.name}`),
-        'the init was running, so it is restarted',
-      );
-      const after2 = await waitStates(project, { db: 'healthy', app: 'running', init: 'exited0' });
-      const [init2, app2] = [member(after2, 'init'), member(after2, 'app')];
-      assert.notEqual(init2.startedAt, init1.startedAt);
-      assert.ok(
-        Date.parse(app2.startedAt) >= Date.parse(init2.finishedAt),
-        `app started (${app2.startedAt}) after the init completed (${init2.finishedAt})`,
-      );
-    });
-
-    for (const variant of ['-p', 'name:', 'directory'] as const) {
-      it(`c. project named by ${variant}: the unit is the project; backup and restore work`, async (t) => {
-        const repo = await makeRepo(t);
-        await cliOk(repo, ['init']);
-        const base = uniqueName('v2-name');
-        // -p: a directory named otherwise. name: — the same, no -p. directory: v2 lowercases the
-        // directory's name and drops what a project name cannot hold ("." here).
-        const dirName = variant === 'directory' ? `${base.toUpperCase()}.Stack` : `dir-of-${base}`;
-        const project = variant === 'directory' ? `${base}stack` : base;
-        const body = [
-          'services:',
-          '  app:',
-          `    image: ${TEST_IMAGE}`,
-          '    init: true',
-          `    command: ${yamlArgv(LOOP)}`,
-          '    volumes:',
-          '      - vol:/data',
-          'volumes:',
-          '  vol: {}',
-          '',
-        ];
-        const s = await v2Stack(t, {
-          project,
-          useP: variant === '-p',
-          dirName,
-          files: {
-            'compose.yaml': [...(variant === 'name:' ? [`name: ${project}`] : []), ...body].join('\n'),
-          },
-        });
-        const up = await waitStates(project, { app: 'running' });
-        const vol = `${project}_vol`;
-        await fillData(await mountpoint(vol), variant);
-        const data = await sha256Tree(await mountpoint(vol));
-
-        const listed = await listUnits(repo);
-        const unit = listed.units.find((u) => u.name === project);
-        assert.ok(unit, `unit ${project}: ${listed.units.map((u) => u.name).join(', ')}`);
-        assert.equal(unit.composeWorkingDir, s.dir);
-        assert.deepEqual(
-          unit.containers.map((c) => c.name),
-          [member(up, 'app').name],
-        );
-        assert.ok(!listed.units.some((u) => u.name === dirName || u.name === dirName.toLowerCase()));
-
-        const { rec } = await backup(repo, project);
-        assert.deepEqual(rec.snapshots.map((x) => `${x.type}:${x.name}`).sort(), [
-          `recipe:${project}`,
-          `volume:${vol}`,
-        ]);
-        await s.compose(['down', '-v', '-t', '5']);
-        assert.deepEqual([...(await members(project)).keys()], []);
-        assert.equal((await docker(['volume', 'inspect', vol], { allowFail: true })).code, 1, 'volume gone');
-
-        const doc = await restore(t, repo, project, ['--execute', '--yes']);
-        assert.equal(doc.executed, true);
-        assert.deepEqual(
-          doc.data.map((d) => [d.type, d.name]),
-          [['volume', vol]],
-        );
-        assert.deepEqual(await sha256Tree(await mountpoint(vol)), data, 'the volume is back as it was');
-        // The restored project comes up as the same project: -p as printed for -p; for name: and the
-        // directory form, plain `up` (name: in the file, or the restored directory named after the unit).
-        await compose(doc.projectDir, variant === '-p' ? project : undefined, ['up', '-d']);
-        const again = await waitStates(project, { app: 'running' });
-        assert.equal(member(again, 'app').name, member(up, 'app').name);
-        assert.deepEqual(
-          await sha256Tree(await mountpoint(vol)),
-          data,
-          'the restarted stack uses the restored volume',
-        );
-      });
-    }
-
-    it('d. round trip: down -v and data deleted, restore --execute, `docker compose up -d` from the restored dir: healthy and byte-identical', async (t) => {
-      const repo = await makeRepo(t);
-      await cliOk(repo, ['init']);
-      const project = uniqueName('v2-trip');
-      const s = await v2Stack(t, {
-        project,
-        useP: true,
-        dirName: project,
-        files: {
-          'compose.yaml': [
+          // Relative paths in an included file are relative to its own directory.
+          'services/db.yaml': [
             'services:',
             '  db:',
             `    image: ${TEST_IMAGE}`,
             '    init: true',
             `    command: ["sh", "-c", "touch /tmp/ready; trap 'exit 0' TERM; while :; do sleep 1; done"]`,
+            '    env_file: db.env',
             ...HEALTHCHECK,
             '    volumes:',
             '      - dbdata:/var/lib/db',
-            '  app:',
-            `    image: ${TEST_IMAGE}`,
-            '    init: true',
-            `    command: ["sh", "-c", "test -s /srv/data/nested/text.txt && touch /tmp/ready; trap 'exit 0' TERM; while :; do sleep 1; done"]`,
-            ...HEALTHCHECK,
-            '    env_file: app.env',
-            '    depends_on:',
-            '      db:',
-            '        condition: service_healthy',
-            '    volumes:',
-            '      - ./data:/srv/data',
             'volumes:',
             '  dbdata: {}',
             '',
           ].join('\n'),
-          'app.env': 'APP_MODE=restored-from-recipe\n',
-          'data/.keep': '',
+          'services/db.env': 'DB_SETTING=from-db-env\n',
+          'config/app.env': 'APP_SETTING=from-app-env\n',
+          '.env': 'DOTENV_VALUE=from-dotenv\n',
         },
       });
-      const vol = `${project}_dbdata`;
-      const bind = path.join(s.dir, 'data');
-      await fillData(await mountpoint(vol), 'volume');
-      await fillData(bind, 'bind');
-      // app's health needs the bind's data: restart it now that the data is there.
-      await s.compose(['restart', 'app']);
-      await waitStates(project, { db: 'healthy', app: 'healthy' });
-      const volBefore = await sha256Tree(await mountpoint(vol));
-      const bindBefore = await sha256Tree(bind);
+      const up = await waitStates(project, { app: 'running', db: 'healthy' });
+      assert.equal(up.has('debug'), false, 'the profile service has no container');
+      // The fixture does what it claims: Compose read .env, both env_files and the include.
+      const app = member(up, 'app').name;
+      assert.equal(await envOf(app, 'APP_SETTING'), 'from-app-env');
+      assert.equal(await envOf(app, 'FROM_DOTENV'), 'from-dotenv');
+      assert.equal(await envOf(member(up, 'db').name, 'DB_SETTING'), 'from-db-env');
 
-      await backup(repo, project);
-      await waitStates(project, { db: 'healthy', app: 'healthy' });
+      const profileWarning = new RegExp(`service debug has no container \\(in profile debug, not active\\)`);
+      const unitWarning = new RegExp(`unit ${project}: service debug has no container \\(in profile debug`);
+
+      // list: the unit, its one config file, and the warning (JSON and on stderr of the table form).
+      const listed = await listUnits(repo);
+      const unit = listed.units.find((u) => u.name === project);
+      assert.ok(unit, `unit ${project} listed: ${listed.units.map((u) => u.name).join(', ')}`);
+      assert.equal(unit.kind, 'stack');
+      assert.equal(unit.composeWorkingDir, s.dir);
+      assert.deepEqual(unit.composeConfigFiles, [path.join(s.dir, 'compose.yaml')]);
+      assert.deepEqual(unit.containers.map((c) => c.service).sort(), ['app', 'db']);
+      assert.ok(
+        listed.warnings.some((w) => unitWarning.test(w)),
+        listed.warnings.join('\n'),
+      );
+      const table = await cliOk(repo, ['list', '--units']);
+      assert.match(table.stderr, unitWarning, describeRun(table));
+
+      // The dry-run plan: the same warning, and the files the recipe will hold.
+      const planned = await dryRun(repo, project);
+      assert.ok(
+        planned.warnings.some((w) => profileWarning.test(w)),
+        planned.warnings.join('\n'),
+      );
+      assert.deepEqual(planned.recipe.composeFiles, [path.join(s.dir, 'compose.yaml')]);
+      assert.deepEqual(
+        [...(planned.recipe.referencedFiles ?? [])].sort(),
+        ['.env', 'config/app.env', 'services/db.env', 'services/db.yaml'].map((f) => path.join(s.dir, f)),
+      );
+      assert.deepEqual(planned.sources.map((x) => x.name).sort(), [
+        `${project}_appdata`,
+        `${project}_dbdata`,
+      ]);
+      const dryText = await cliOk(repo, ['backup', '--dry-run', '--unit', project]);
+      assert.match(dryText.stdout, /warning: service debug has no container/, describeRun(dryText));
+
+      // The run: the unit is ok, the warning is in its record and on stderr.
+      const { rec, stderr } = await backup(repo, project);
+      assert.ok(
+        rec.warnings.some((w) => profileWarning.test(w)),
+        rec.warnings.join('\n'),
+      );
+      assert.match(stderr, unitWarning);
+      assert.deepEqual(
+        rec.snapshots
+          .filter((x) => x.type === 'volume')
+          .map((x) => x.name)
+          .sort(),
+        [`${project}_appdata`, `${project}_dbdata`],
+      );
+      await waitStates(project, { app: 'running', db: 'healthy' });
+
+      // The recipe, restored (scripts not run): every file in its place, byte for byte.
+      const doc = await restore(t, repo, project, []);
+      assert.deepEqual(
+        doc.composeFiles,
+        [path.join(doc.projectDir, 'compose.yaml')],
+        'the include is not an -f',
+      );
+      for (const f of ['compose.yaml', 'services/db.yaml', 'services/db.env', 'config/app.env', '.env']) {
+        assert.equal(
+          await readFile(path.join(doc.projectDir, f), 'utf8'),
+          await readFile(path.join(s.dir, f), 'utf8'),
+          `${f} restored as it was`,
+        );
+      }
+      // Compose accepts the restored project as it is (the .env is required by `:?`).
+      const services = await compose(doc.projectDir, project, ['config', '--services']);
+      assert.deepEqual(services.stdout.split('\n').filter(Boolean).sort(), ['app', 'db']);
+      const withProfile = await compose(doc.projectDir, project, [
+        '--profile',
+        'debug',
+        'config',
+        '--services',
+      ]);
+      assert.ok(withProfile.stdout.split('\n').includes('debug'), withProfile.stdout);
+    },
+  );
+
+  it('b. depends_on conditions: the restart waits for db health; a completed one-shot init is left alone; a running one is waited for', async (t) => {
+    const repo = await makeRepo(t);
+    await cliOk(repo, ['init']);
+    const project = uniqueName('v2-deps');
+    await v2Stack(t, {
+      project,
+      useP: true,
+      dirName: project,
+      files: {
+        'compose.yaml': [
+          'services:',
+          '  db:',
+          `    image: ${TEST_IMAGE}`,
+          '    init: true',
+          // Healthy 2 s after each start at the earliest (the container's /tmp outlives a restart,
+          // hence the rm): what "waited for health" is measured by.
+          `    command: ["sh", "-c", "rm -f /tmp/ready; sleep 2; touch /tmp/ready; trap 'exit 0' TERM; while :; do sleep 1; done"]`,
+          ...HEALTHCHECK,
+          '    volumes:',
+          '      - dbdata:/var/lib/db',
+          '  init:',
+          `    image: ${TEST_IMAGE}`,
+          '    init: true',
+          '    restart: "no"',
+          // A migration-like one-shot: takes 3 s, writes into the db volume, exits 0.
+          '    command: ["sh", "-c", "sleep 3; date >> /var/lib/db/migrated"]',
+          '    depends_on:',
+          '      db:',
+          '        condition: service_healthy',
+          '    volumes:',
+          '      - dbdata:/var/lib/db',
+          '  app:',
+          `    image: ${TEST_IMAGE}`,
+          '    init: true',
+          `    command: ${yamlArgv(LOOP)}`,
+          '    depends_on:',
+          '      db:',
+          '        condition: service_healthy',
+          '      init:',
+          '        condition: service_completed_successfully',
+          '    volumes:',
+          '      - appdata:/app',
+          'volumes:',
+          '  dbdata: {}',
+          '  appdata: {}',
+          '',
+        ].join('\n'),
+      },
+    });
+    const before = await waitStates(project, { db: 'healthy', app: 'running', init: 'exited0' });
+    const [db, init, app] = [member(before, 'db'), member(before, 'init'), member(before, 'app')];
+
+    // The plan: db and app stopped and started (db waited for), the completed init left alone.
+    const planned = await dryRun(repo, project);
+    assert.deepEqual(
+      planned.stop.map((x) => x.container),
+      [app.name, db.name],
+    );
+    assert.deepEqual(
+      planned.start.map((x) => [x.container, x.waitHealthy, x.waitCompleted ?? false]),
+      [
+        [db.name, true, false],
+        [app.name, false, false],
+      ],
+    );
+    assert.deepEqual(
+      (planned.completed ?? []).map((x) => x.container),
+      [init.name],
+    );
+    assert.ok(!planned.warnings.some((w) => w.includes(init.name)), planned.warnings.join('\n'));
+    // The text plan says the same: completed, not "stays stopped".
+    const planText = await cliOk(repo, ['backup', '--dry-run', '--unit', project]);
+    assert.match(planText.stdout, new RegExp(`completed \\(one-shot, left as it is\\): ${init.name}`));
+    assert.doesNotMatch(planText.stdout, /stays stopped/);
+
+    // 1. The init has completed: the backup neither starts it nor minds that it is not running.
+    const first = await backup(repo, project);
+    assert.equal(first.rec.error, undefined);
+    assert.ok(
+      !first.rec.warnings.some((w) => w.includes(init.name) || /stopped/.test(w)),
+      first.rec.warnings.join('\n'),
+    );
+    assert.ok(!first.stderr.includes(init.name), `the run never mentions ${init.name}:\n${first.stderr}`);
+    assert.doesNotMatch(first.stderr, /left stopped/);
+    const after1 = await waitStates(project, { db: 'healthy', app: 'running', init: 'exited0' });
+    const [db1, init1, app1] = [member(after1, 'db'), member(after1, 'init'), member(after1, 'app')];
+    assert.notEqual(db1.startedAt, db.startedAt, 'db was stopped for the backup and started again');
+    assert.notEqual(app1.startedAt, app.startedAt, 'app was stopped for the backup and started again');
+    assert.equal(init1.name, init.name);
+    assert.equal(init1.startedAt, init.startedAt, 'the init was not started again');
+    assert.equal(init1.finishedAt, init.finishedAt);
+    assert.ok(
+      Date.parse(app1.startedAt) >= Date.parse(db1.startedAt) + 2000,
+      `app started (${app1.startedAt}) only once db was healthy (started ${db1.startedAt}, healthy ≥ 2 s later)`,
+    );
+
+    // 2. The init runs while a backup starts (as after `docker compose up` of a new release): it is
+    //    stopped with the others, started again, and app starts only once it has completed (exit 0).
+    await docker(['start', init.name]);
+    const second = await backup(repo, project);
+    assert.equal(second.rec.error, undefined);
+    assert.match(
+      second.stderr,
+      new RegExp(`starting ${init.name}`),
+      'the init was running, so it is restarted',
+    );
+    const after2 = await waitStates(project, { db: 'healthy', app: 'running', init: 'exited0' });
+    const [init2, app2] = [member(after2, 'init'), member(after2, 'app')];
+    assert.notEqual(init2.startedAt, init1.startedAt);
+    assert.ok(
+      Date.parse(app2.startedAt) >= Date.parse(init2.finishedAt),
+      `app started (${app2.startedAt}) after the init completed (${init2.finishedAt})`,
+    );
+  });
+
+  for (const variant of ['-p', 'name:', 'directory'] as const) {
+    it(`c. project named by ${variant}: the unit is the project; backup and restore work`, async (t) => {
+      const repo = await makeRepo(t);
+      await cliOk(repo, ['init']);
+      const base = uniqueName('v2-name');
+      // -p: a directory named otherwise. name: — the same, no -p. directory: v2 lowercases the
+      // directory's name and drops what a project name cannot hold ("." here).
+      const dirName = variant === 'directory' ? `${base.toUpperCase()}.Stack` : `dir-of-${base}`;
+      const project = variant === 'directory' ? `${base}stack` : base;
+      const body = [
+        'services:',
+        '  app:',
+        `    image: ${TEST_IMAGE}`,
+        '    init: true',
+        `    command: ${yamlArgv(LOOP)}`,
+        '    volumes:',
+        '      - vol:/data',
+        'volumes:',
+        '  vol: {}',
+        '',
+      ];
+      const s = await v2Stack(t, {
+        project,
+        useP: variant === '-p',
+        dirName,
+        files: {
+          'compose.yaml': [...(variant === 'name:' ? [`name: ${project}`] : []), ...body].join('\n'),
+        },
+      });
+      const up = await waitStates(project, { app: 'running' });
+      const vol = `${project}_vol`;
+      await fillData(await mountpoint(vol), variant);
+      const data = await sha256Tree(await mountpoint(vol));
+
+      const listed = await listUnits(repo);
+      const unit = listed.units.find((u) => u.name === project);
+      assert.ok(unit, `unit ${project}: ${listed.units.map((u) => u.name).join(', ')}`);
+      assert.equal(unit.composeWorkingDir, s.dir);
+      assert.deepEqual(
+        unit.containers.map((c) => c.name),
+        [member(up, 'app').name],
+      );
+      assert.ok(!listed.units.some((u) => u.name === dirName || u.name === dirName.toLowerCase()));
+
+      const { rec } = await backup(repo, project);
+      assert.deepEqual(rec.snapshots.map((x) => `${x.type}:${x.name}`).sort(), [
+        `recipe:${project}`,
+        `volume:${vol}`,
+      ]);
       await s.compose(['down', '-v', '-t', '5']);
-      await rm(bind, { recursive: true, force: true });
-      assert.equal((await docker(['volume', 'inspect', vol], { allowFail: true })).code, 1, 'volume gone');
       assert.deepEqual([...(await members(project)).keys()], []);
+      assert.equal((await docker(['volume', 'inspect', vol], { allowFail: true })).code, 1, 'volume gone');
 
       const doc = await restore(t, repo, project, ['--execute', '--yes']);
       assert.equal(doc.executed, true);
-      assert.deepEqual(doc.composeFiles, [path.join(doc.projectDir, 'compose.yaml')]);
-      assert.deepEqual(doc.data.map((d) => [d.type, d.target]).sort(), [
-        ['bind', path.join(doc.projectDir, 'data')],
-        ['volume', vol],
-      ]);
-      assert.equal(existsSync(bind), false, 'the original directory was not written to');
-      // The text form names the restored directory and the v2 command to start it.
-      const text = await cli(repo, [
-        'restore',
-        '--unit',
-        project,
-        '--backup-id',
-        'latest',
-        '--to',
-        doc.workDir,
-      ]);
-      assert.equal(text.code, 0, describeRun(text));
-      assert.ok(text.stdout.includes(doc.projectDir), text.stdout);
-      assert.match(text.stdout, /docker compose .*up -d/);
-
-      // Plain `up -d` from the restored directory: it is named after the unit, so the project is the same.
-      await compose(doc.projectDir, undefined, ['up', '-d']);
-      const back = await waitStates(project, { db: 'healthy', app: 'healthy' });
-      assert.equal(await envOf(member(back, 'app').name, 'APP_MODE'), 'restored-from-recipe');
-      assert.deepEqual(await sha256Tree(await mountpoint(vol)), volBefore, `volume ${vol} byte-identical`);
       assert.deepEqual(
-        await sha256Tree(path.join(doc.projectDir, 'data')),
-        bindBefore,
-        'bind ./data byte-identical',
+        doc.data.map((d) => [d.type, d.name]),
+        [['volume', vol]],
+      );
+      assert.deepEqual(await sha256Tree(await mountpoint(vol)), data, 'the volume is back as it was');
+      // The restored project comes up as the same project: -p as printed for -p; for name: and the
+      // directory form, plain `up` (name: in the file, or the restored directory named after the unit).
+      await compose(doc.projectDir, variant === '-p' ? project : undefined, ['up', '-d']);
+      const again = await waitStates(project, { app: 'running' });
+      assert.equal(member(again, 'app').name, member(up, 'app').name);
+      assert.deepEqual(
+        await sha256Tree(await mountpoint(vol)),
+        data,
+        'the restarted stack uses the restored volume',
       );
     });
-  },
-);
+  }
+
+  it('d. round trip: down -v and data deleted, restore --execute, `docker compose up -d` from the restored dir: healthy and byte-identical', async (t) => {
+    const repo = await makeRepo(t);
+    await cliOk(repo, ['init']);
+    const project = uniqueName('v2-trip');
+    const s = await v2Stack(t, {
+      project,
+      useP: true,
+      dirName: project,
+      files: {
+        'compose.yaml': [
+          'services:',
+          '  db:',
+          `    image: ${TEST_IMAGE}`,
+          '    init: true',
+          `    command: ["sh", "-c", "touch /tmp/ready; trap 'exit 0' TERM; while :; do sleep 1; done"]`,
+          ...HEALTHCHECK,
+          '    volumes:',
+          '      - dbdata:/var/lib/db',
+          '  app:',
+          `    image: ${TEST_IMAGE}`,
+          '    init: true',
+          `    command: ["sh", "-c", "test -s /srv/data/nested/text.txt && touch /tmp/ready; trap 'exit 0' TERM; while :; do sleep 1; done"]`,
+          ...HEALTHCHECK,
+          '    env_file: app.env',
+          '    depends_on:',
+          '      db:',
+          '        condition: service_healthy',
+          '    volumes:',
+          '      - ./data:/srv/data',
+          'volumes:',
+          '  dbdata: {}',
+          '',
+        ].join('\n'),
+        'app.env': 'APP_MODE=restored-from-recipe\n',
+        'data/.keep': '',
+      },
+    });
+    const vol = `${project}_dbdata`;
+    const bind = path.join(s.dir, 'data');
+    await fillData(await mountpoint(vol), 'volume');
+    await fillData(bind, 'bind');
+    // app's health needs the bind's data: restart it now that the data is there.
+    await s.compose(['restart', 'app']);
+    await waitStates(project, { db: 'healthy', app: 'healthy' });
+    const volBefore = await sha256Tree(await mountpoint(vol));
+    const bindBefore = await sha256Tree(bind);
+
+    await backup(repo, project);
+    await waitStates(project, { db: 'healthy', app: 'healthy' });
+    await s.compose(['down', '-v', '-t', '5']);
+    await rm(bind, { recursive: true, force: true });
+    assert.equal((await docker(['volume', 'inspect', vol], { allowFail: true })).code, 1, 'volume gone');
+    assert.deepEqual([...(await members(project)).keys()], []);
+
+    const doc = await restore(t, repo, project, ['--execute', '--yes']);
+    assert.equal(doc.executed, true);
+    assert.deepEqual(doc.composeFiles, [path.join(doc.projectDir, 'compose.yaml')]);
+    assert.deepEqual(doc.data.map((d) => [d.type, d.target]).sort(), [
+      ['bind', path.join(doc.projectDir, 'data')],
+      ['volume', vol],
+    ]);
+    assert.equal(existsSync(bind), false, 'the original directory was not written to');
+    // The text form names the restored directory and the v2 command to start it.
+    const text = await cli(repo, [
+      'restore',
+      '--unit',
+      project,
+      '--backup-id',
+      'latest',
+      '--to',
+      doc.workDir,
+    ]);
+    assert.equal(text.code, 0, describeRun(text));
+    assert.ok(text.stdout.includes(doc.projectDir), text.stdout);
+    assert.match(text.stdout, /docker compose .*up -d/);
+
+    // Plain `up -d` from the restored directory: it is named after the unit, so the project is the same.
+    await compose(doc.projectDir, undefined, ['up', '-d']);
+    const back = await waitStates(project, { db: 'healthy', app: 'healthy' });
+    assert.equal(await envOf(member(back, 'app').name, 'APP_MODE'), 'restored-from-recipe');
+    assert.deepEqual(await sha256Tree(await mountpoint(vol)), volBefore, `volume ${vol} byte-identical`);
+    assert.deepEqual(
+      await sha256Tree(path.join(doc.projectDir, 'data')),
+      bindBefore,
+      'bind ./data byte-identical',
+    );
+  });
+});
