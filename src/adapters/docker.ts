@@ -140,6 +140,20 @@ export interface ContainerConfigJson {
   [key: string]: unknown;
 }
 
+/** The part of HostConfig kopi-docka reads; the rest stays untyped. */
+export interface HostConfigJson {
+  /** `container:<id>` when it shares another container's network namespace. */
+  NetworkMode?: string;
+  /** `container:<id>` when it shares another container's PID namespace. */
+  PidMode?: string;
+  /** `container:<id>` when it shares another container's IPC namespace. */
+  IpcMode?: string;
+  /** `docker run --rm`: the daemon removes the container when it stops. */
+  AutoRemove?: boolean;
+  RestartPolicy?: { Name?: string; MaximumRetryCount?: number } | null;
+  [key: string]: unknown;
+}
+
 /** `GET /containers/{id}/json` in the daemon's own field names; fields we don't read stay untyped. */
 export interface ContainerInspect {
   Id: string;
@@ -149,6 +163,7 @@ export interface ContainerInspect {
   Image: string;
   State: ContainerStateJson;
   Config: ContainerConfigJson;
+  HostConfig?: HostConfigJson | null;
   Mounts?: MountJson[] | null;
   [key: string]: unknown;
 }

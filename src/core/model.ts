@@ -3,6 +3,29 @@ import type { ServiceDependency, ServiceWithoutContainer } from './compose-file.
 
 export type MountKind = 'volume' | 'bind' | 'tmpfs' | 'other';
 
+/**
+ * Where a `local`-driver volume's data really lives, from its driver options (`docker volume create
+ * -o type=… -o o=… -o device=…`, Compose `driver_opts`). Docker mounts such a volume at its Mountpoint
+ * only while a container uses it, so once the unit is stopped the Mountpoint is an empty directory.
+ *  - `directory`: a plain volume; the data is in its Mountpoint (…/_data) at all times.
+ *  - `bind`: `o` has `bind`/`rbind`: the data is the host directory `device`, at all times.
+ *  - `mount`: a real filesystem mount (`type` nfs, nfs4, cifs, ext4 on a block device, …): the data
+ *    is reachable only while Docker has it mounted. `device` as given (e.g. `:/export`, `//srv/share`).
+ *  - `tmpfs`: `type` tmpfs: memory only, gone when the last container using it stops.
+ */
+export type VolumeBacking =
+  | { kind: 'directory' }
+  | { kind: 'bind'; device: string }
+  | { kind: 'mount'; type: string; device: string }
+  | { kind: 'tmpfs' };
+
+/** A container joining another container's namespace (`--network/--pid/--ipc container:<id>`). */
+export interface NamespaceJoin {
+  namespace: 'network' | 'pid' | 'ipc';
+  /** The other container as Docker records it: its full ID (Docker resolves names at create), or a name. */
+  target: string;
+}
+
 export interface MountInfo {
   kind: MountKind;
   /** Volume name for volumes; undefined otherwise. */
@@ -14,6 +37,14 @@ export interface MountInfo {
   readOnly: boolean;
   /** Volume driver ("local" …) for volumes. */
   driver: string | undefined;
+  /**
+   * Volumes only: Docker made it up for the container (`volumes: [/path]` in Compose, `-v /path`, an
+   * image VOLUME nobody named): label `com.docker.volume.anonymous` (Engine 23+) or a 64-hex name.
+   * `compose up` after a restore creates a new one instead of adopting it.
+   */
+  anonymous?: boolean | undefined;
+  /** Volumes of the local driver only: where the data lives (see VolumeBacking). Undefined: directory. */
+  backing?: VolumeBacking | undefined;
 }
 
 export interface ContainerInfo {
@@ -24,7 +55,16 @@ export interface ContainerInfo {
   imageId: string;
   /** Docker state: running, exited, created, paused, restarting, dead. */
   state: string;
+  /** State.Running: true for paused and restarting containers too (see paused, restarting). */
   running: boolean;
+  /** State.Paused: frozen by `docker pause`; a stop would SIGKILL it at the timeout. */
+  paused?: boolean | undefined;
+  /** State.Restarting: crash-looping under a restart policy, between two attempts. */
+  restarting?: boolean | undefined;
+  /** HostConfig.AutoRemove (`docker run --rm`): stopping it deletes it, so it is never stopped. */
+  autoRemove?: boolean | undefined;
+  /** Namespaces it shares with another container (HostConfig.NetworkMode/PidMode/IpcMode). */
+  joins?: NamespaceJoin[] | undefined;
   hasHealthcheck: boolean;
   /** Seconds from Config.StopTimeout, when the container sets its own. */
   stopTimeout: number | undefined;

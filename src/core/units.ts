@@ -3,7 +3,7 @@
  * unit's containers are stopped and started. No I/O here (node:path's posix helpers are string work).
  */
 import path from 'node:path';
-import type { ContainerInfo, Unit } from './model.js';
+import type { ContainerInfo, NamespaceJoin, Unit, VolumeBacking } from './model.js';
 
 // ---------------------------------------------------------------------------------------------------
 // Grouping
@@ -160,24 +160,109 @@ export function classifyBind(source: string, ctx: BindContext): BindClassificati
 }
 
 // ---------------------------------------------------------------------------------------------------
+// Volumes
+
+/** Label Docker (Engine 23+) puts on a volume it created for an unnamed mount. */
+export const LABEL_ANONYMOUS_VOLUME = 'com.docker.volume.anonymous';
+
+/**
+ * An anonymous volume: labelled so by the engine, or (older engines set no label) named with the 64
+ * lowercase hex digits Docker generates. A person naming a volume like that is not a case worth a miss.
+ */
+export function isAnonymousVolume(name: string, labels: Readonly<Record<string, string>>): boolean {
+  return Object.hasOwn(labels, LABEL_ANONYMOUS_VOLUME) || /^[0-9a-f]{64}$/.test(name);
+}
+
+/**
+ * Where a volume's data lives, from its driver and driver options (Docker's `Options`: `type`, `o`,
+ * `device`, as the local driver passes them to mount(2)). Only the local driver is judged; other
+ * drivers are `directory` here and refused elsewhere for not being local.
+ *
+ * - no `type`/`device`: `directory`;
+ * - `o` lists `bind` or `rbind` and `device` is absolute: `bind` (mount(2) ignores the type then);
+ * - `type` tmpfs: `tmpfs`;
+ * - anything else (nfs, nfs4, cifs, a block device, a bind to a relative path): `mount`.
+ */
+export function volumeBacking(driver: string, options: Readonly<Record<string, string>>): VolumeBacking {
+  const type = (options.type ?? '').trim();
+  const device = (options.device ?? '').trim();
+  if (driver !== 'local' || (type === '' && device === '')) return { kind: 'directory' };
+  const flags = (options.o ?? '').split(',').map((f) => f.trim());
+  if ((flags.includes('bind') || flags.includes('rbind')) && path.posix.isAbsolute(device)) {
+    return { kind: 'bind', device: norm(device) };
+  }
+  if (type === 'tmpfs') return { kind: 'tmpfs' };
+  return { kind: 'mount', type: type || '(none)', device };
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Shared namespaces
+
+/**
+ * The namespaces a container joins, from its HostConfig: `NetworkMode`, `PidMode`, `IpcMode` of the
+ * form `container:<id or name>` (Compose's `network_mode: service:x` arrives here as `container:<id>`).
+ */
+export function namespaceJoins(hostConfig: {
+  NetworkMode?: unknown;
+  PidMode?: unknown;
+  IpcMode?: unknown;
+}): NamespaceJoin[] {
+  const out: NamespaceJoin[] = [];
+  const modes: [NamespaceJoin['namespace'], unknown][] = [
+    ['network', hostConfig.NetworkMode],
+    ['pid', hostConfig.PidMode],
+    ['ipc', hostConfig.IpcMode],
+  ];
+  for (const [namespace, mode] of modes) {
+    if (typeof mode === 'string' && mode.startsWith('container:') && mode.length > 'container:'.length) {
+      out.push({ namespace, target: mode.slice('container:'.length) });
+    }
+  }
+  return out;
+}
+
+/** `target` (an ID, an ID prefix of 12+ digits, or a name, as Docker records joins) names container c. */
+export function refersTo(target: string, c: Pick<ContainerInfo, 'id' | 'name'>): boolean {
+  const t = target.replace(/^\//, '');
+  return c.id === t || c.name === t || (t.length >= 12 && c.id.startsWith(t));
+}
+
+// ---------------------------------------------------------------------------------------------------
 // Ordering
 
 /**
  * The unit's containers in start order: every container after the containers of the services it
- * depends on (Compose `depends_on`, matched by service name). Never throws. Ties are broken by
- * container name, so the order is stable. Containers in a dependency cycle start together, in name
- * order, after everything the cycle depends on and before everything that depends on the cycle.
- * Dependencies on services outside the unit are ignored.
+ * depends on (Compose `depends_on`, matched by service name) and after the containers whose network,
+ * PID or IPC namespace it joins (Docker refuses to start it before them). Never throws. Ties are
+ * broken by container name, so the order is stable. Containers in a dependency cycle start together,
+ * in name order, after everything the cycle depends on and before everything that depends on the
+ * cycle. Dependencies on services or containers outside the unit are ignored.
  */
 export function startOrder(unit: Unit): ContainerInfo[] {
-  const containers = [...unit.containers].sort(byName);
+  return startOrderOf(unit.containers);
+}
+
+/**
+ * startOrder for any set of containers, possibly from several units (a unit's own containers plus
+ * other units' containers stopped with it): a service dependency only counts within one Compose
+ * project, so two projects' `db` services are never confused.
+ */
+export function startOrderOf(list: readonly ContainerInfo[]): ContainerInfo[] {
+  const containers = [...list].sort(byName);
   const byService = new Map<string, number[]>();
+  const serviceKey = (project: string | undefined, svc: string) => `${project ?? ''}\u0000${svc}`;
   containers.forEach((c, i) => {
     if (c.composeService === undefined) return;
-    byService.set(c.composeService, [...(byService.get(c.composeService) ?? []), i]);
+    const k = serviceKey(c.composeProject, c.composeService);
+    byService.set(k, [...(byService.get(k) ?? []), i]);
   });
   const deps: number[][] = containers.map((c, i) => [
-    ...new Set(c.dependsOn.flatMap((svc) => byService.get(svc) ?? []).filter((d) => d !== i)),
+    ...new Set(
+      [
+        ...c.dependsOn.flatMap((svc) => byService.get(serviceKey(c.composeProject, svc)) ?? []),
+        ...(c.joins ?? []).flatMap((j) => containers.flatMap((o, k) => (refersTo(j.target, o) ? [k] : []))),
+      ].filter((d) => d !== i),
+    ),
   ]);
 
   // Tarjan's strongly connected components: each cycle collapses into one component.

@@ -4,13 +4,21 @@
  * recorded and the run moves on.
  */
 import { randomUUID } from 'node:crypto';
-import { readFile, rm } from 'node:fs/promises';
+import { readFile, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { DesiredPolicy, Kopia } from '../adapters/kopia.js';
+import { tagsOf, type DesiredPolicy, type Kopia } from '../adapters/kopia.js';
 import type { Logger } from '../cli/logger.js';
 import type { Config } from '../config/types.js';
 import type { Unit } from '../core/model.js';
-import { buildPlan, type Plan, type PlannedSource, type UnitPlan } from '../core/plan.js';
+import {
+  buildPlan,
+  humanBytes,
+  shrinkWarning,
+  type Plan,
+  type PlannedSource,
+  type SizeFacts,
+  type UnitPlan,
+} from '../core/plan.js';
 import { retentionFlags } from '../core/retention.js';
 import {
   escapeSegment,
@@ -22,8 +30,14 @@ import {
 import { KopiDockaError, errorMessage } from '../errors.js';
 import { run } from '../adapters/process.js';
 import { VERSION } from '../version.js';
-import { mapSettled } from '../core/concurrency.js';
-import { startContainers, stopContainers, type ContainerControl } from './containers.js';
+import { mapLimit, mapSettled } from '../core/concurrency.js';
+import {
+  forceKilledWarning,
+  runningAgain,
+  startContainers,
+  stopContainers,
+  type ContainerControl,
+} from './containers.js';
 import { snapshotSource, type DataSnapshot } from './data.js';
 import { clearJournal, writeJournal } from './journal.js';
 import { writeFileAtomic } from '../fsutil.js';
@@ -40,8 +54,20 @@ export interface BackupDeps {
   progress?: { update(key: string, text: string): void; done(key: string): void } | undefined;
 }
 
-export function planFor(cfg: Config, units: Unit[], backupId: string, dockerRootDir: string): Plan {
+/**
+ * The plan for `units`. `hostUnits` (default: `units`) are every unit on the host: other units'
+ * containers that write to a planned unit's data, or share a namespace with one of its containers, are
+ * stopped with it (see planUnit).
+ */
+export function planFor(
+  cfg: Config,
+  units: Unit[],
+  backupId: string,
+  dockerRootDir: string,
+  hostUnits: Unit[] = units,
+): Plan {
   return buildPlan(units, {
+    hostUnits,
     backupId,
     host: cfg.kopia.hostname,
     user: cfg.kopia.username,
@@ -54,16 +80,86 @@ export function planFor(cfg: Config, units: Unit[], backupId: string, dockerRoot
   });
 }
 
-/** Measure each data source (bytes) for the dry-run and the size_bytes tag; unreadable stays undefined. */
+/**
+ * Measure each data source (bytes and files) for the dry-run, the size_bytes tag and the "empty once
+ * stopped" guard (see assertNotEmptiedByStop); unreadable stays undefined.
+ */
 export async function measureSources(plan: Plan): Promise<void> {
   for (const u of plan.units) {
     for (const s of u.sources) {
-      s.sizeBytes = await walkTree(s.hostPath).then(
-        (t) => t.bytes,
-        () => undefined,
-      );
+      const t = await walkTree(s.hostPath).catch(() => undefined);
+      s.sizeBytes = t?.bytes;
+      s.files = t?.files;
     }
   }
+}
+
+/** Kopia calls in flight at once when looking up previous sizes. */
+const PREVIOUS_LOOKUP_CONCURRENCY = 4;
+/** A size lookup is a cheap read: it must not hold the run up for long. */
+const PREVIOUS_LOOKUP_TIMEOUT_MS = 120_000;
+
+/**
+ * The size facts of each source's latest complete snapshot from another restore point (Kopia
+ * `snapshot list` of the source), by source key. Run before anything is stopped: the round-trips must
+ * not add downtime. A source never snapshotted before has no entry.
+ *
+ * @throws KopiaError when Kopia cannot list (the caller logs it and skips the comparison).
+ */
+export async function previousSizes(
+  kopia: Kopia,
+  sources: readonly PlannedSource[],
+  sourceIdOf: (kopiaPath: string) => string,
+  backupId: string,
+  signal: AbortSignal,
+): Promise<Map<string, SizeFacts>> {
+  const out = new Map<string, SizeFacts>();
+  await mapLimit([...sources], PREVIOUS_LOOKUP_CONCURRENCY, async (s) => {
+    const list = await kopia.snapshotList({
+      source: sourceIdOf(s.kopiaPath),
+      timeoutMs: PREVIOUS_LOOKUP_TIMEOUT_MS,
+      signal,
+    });
+    let best: { at: number; facts: SizeFacts } | undefined;
+    for (const m of list) {
+      const tags = tagsOf(m);
+      if (m.incomplete || tags.backup_id === backupId) continue;
+      const at = Date.parse(m.startTime);
+      if (best && !(at > best.at)) continue;
+      best = {
+        at,
+        facts: {
+          sizeBytes: m.rootEntry.summ?.size ?? m.rootEntry.size ?? 0,
+          files: m.rootEntry.summ?.files ?? 0,
+          format: tags.format === 'tar' ? 'tar' : 'dir',
+          backupId: tags.backup_id,
+        },
+      };
+    }
+    if (best) out.set(s.key, best.facts);
+  });
+  return out;
+}
+
+/**
+ * Refuses to snapshot a source that had files when measured (containers running) and is an empty
+ * directory now that they are stopped: its data existed only while they ran — mounted for them (a
+ * volume Docker mounts for its containers and unmounts after, an automount) or removed at their
+ * shutdown — and an empty snapshot would pass for a backup.
+ *
+ * @throws KopiDockaError naming the source and what was measured, with a hint.
+ */
+export async function assertNotEmptiedByStop(s: PlannedSource): Promise<void> {
+  if (s.files === undefined || s.files === 0) return;
+  // Not a directory (a bound file) or unreadable: the snapshot itself will tell.
+  const entries = await readdir(s.hostPath).catch(() => undefined);
+  if (entries === undefined || entries.length > 0) return;
+  throw new KopiDockaError(
+    `${s.type} ${s.name}: ${s.hostPath} held ${s.files} file(s) (${humanBytes(s.sizeBytes ?? 0)}) while its containers ran and is empty now that they are stopped — its data exists only while they run (mounted for them, or removed at their shutdown), so it was not snapshotted`,
+    {
+      hint: 'back the data up where it really lives (the share or disk mounted for the containers), or keep it in a plain volume or bind mount; see docs/data-safety.md',
+    },
+  );
 }
 
 async function runHook(
@@ -139,6 +235,8 @@ export async function backupUnit(x: UnitRunContext): Promise<UnitRecord> {
     rec.status = 'failed';
     rec.error = rec.error ? `${rec.error}; ${msg}` : msg;
   };
+  // Data the unit uses that a cold backup cannot read: the rest is backed up, the unit never says ok.
+  for (const u of up.uncaptured) fail(`${u.message} (${u.hint})`);
   const source = (p: string) => sourceId(cfg.kopia.username, cfg.kopia.hostname, p);
   const baseTags = (type: SnapshotType) => ({
     unit: up.unit,
@@ -167,6 +265,12 @@ export async function backupUnit(x: UnitRunContext): Promise<UnitRecord> {
   const snapshots: DataSnapshot[] = [];
   try {
     await ensureUnitPolicies(deps, up);
+    const previous = await previousSizes(kopia, up.sources, source, plan.backupId, signal).catch(
+      (err: unknown) => {
+        log.warn(`${up.unit}: cannot read the previous snapshot sizes to compare: ${errorMessage(err)}`);
+        return new Map<string, SizeFacts>();
+      },
+    );
     await prepareRecipeDir(recipeDir);
     const project = await stageProjectFiles(recipeDir, up);
     const digests = new Map<string, string[]>();
@@ -191,11 +295,13 @@ export async function backupUnit(x: UnitRunContext): Promise<UnitRecord> {
     }
     const downStart = Date.now();
     const stopped = await stopContainers(docker, up.stop, log);
+    for (const r of stopped.records) if (r.forceKilled) rec.warnings.push(forceKilledWarning(r));
     let startProblems: string[] = [];
     try {
       if (stopped.error) throw stopped.error;
-      const results = await mapSettled(up.sources, cfg.backup.parallelWorkers, (s) => {
+      const results = await mapSettled(up.sources, cfg.backup.parallelWorkers, async (s) => {
         log.info(`${up.unit}: snapshotting ${s.type} ${s.name}`);
+        await assertNotEmptiedByStop(s);
         return snapshotSource(s, {
           kopia,
           mode: cfg.backup.volumeMode,
@@ -216,6 +322,15 @@ export async function backupUnit(x: UnitRunContext): Promise<UnitRecord> {
           snapshots.push(r.value);
           rec.snapshots.push({ type: r.value.type, name: r.value.name, id: r.value.snapshotId });
           rec.bytes += r.value.sizeBytes;
+          const shrank = shrinkWarning(`${r.value.type} ${r.value.name}`, previous.get(r.value.key), {
+            sizeBytes: r.value.sizeBytes,
+            files: r.value.files,
+            format: r.value.format,
+          });
+          if (shrank !== undefined) {
+            log.warn(`${up.unit}: ${shrank}`);
+            rec.warnings.push(shrank);
+          }
         } else {
           // The hint says what to do (e.g. free space on the repository's filesystem): keep it.
           const hint = r.reason instanceof KopiDockaError && r.reason.hint ? ` (${r.reason.hint})` : '';
@@ -225,6 +340,13 @@ export async function backupUnit(x: UnitRunContext): Promise<UnitRecord> {
         }
       }
     } finally {
+      // Docker never restarts a container stopped through the API, but a supervisor or a person may:
+      // then the snapshot was taken while it ran.
+      for (const s of await runningAgain(docker, stopped.stopped)) {
+        const w = `${s.container}${s.otherUnit ? ` (unit ${s.otherUnit.unit})` : ''} was started again by something else while the data was being snapshotted (not by kopi-docka): the snapshot may not be consistent`;
+        log.warn(`${up.unit}: ${w}`);
+        rec.warnings.push(w);
+      }
       const stoppedIds = new Set(stopped.stopped.map((s) => s.id));
       startProblems = await startContainers(
         docker,
@@ -251,6 +373,7 @@ export async function backupUnit(x: UnitRunContext): Promise<UnitRecord> {
       if (s.sidecar) for (const n of s.sidecar.notes) rec.warnings.push(`${s.name}: ${n}`);
       for (const n of s.notes ?? []) rec.warnings.push(`${s.name}: ${n}`);
     }
+    const forceKilled = stopped.records.filter((r) => r.forceKilled);
     await writeManifest(recipeDir, {
       format: 1,
       tool: { name: 'kopi-docka', version: VERSION },
@@ -273,11 +396,27 @@ export async function backupUnit(x: UnitRunContext): Promise<UnitRecord> {
       snapshots,
       coverage: [...up.coverage, ...project.skipped],
       warnings: rec.warnings,
+      stops: stopped.records,
+      forceKilled: forceKilled.map((r) => r.container),
+      volumes: up.sources
+        .filter((s) => s.type === 'volume' && (s.anonymous === true || s.device !== undefined))
+        .map((s) => ({
+          name: s.name,
+          anonymous: s.anonymous === true,
+          ...(s.device === undefined ? {} : { device: s.device }),
+          usedBy: s.usedBy,
+        })),
+      uncaptured: up.uncaptured,
     });
     const recipe = await kopia.snapshotCreate(recipeDir, {
       source: source(up.recipe.kopiaPath),
       // The count lets `restore --list` judge completeness without reading every manifest.
-      tags: { ...tagsToRecord(baseTags('recipe')), data_snapshots: String(snapshots.length) },
+      tags: {
+        ...tagsToRecord(baseTags('recipe')),
+        data_snapshots: String(snapshots.length),
+        // Seen in `snapshot list` without reading the manifest: the data was not shut down cleanly.
+        ...(forceKilled.length > 0 ? { force_killed: forceKilled.map((r) => r.container).join(',') } : {}),
+      },
       timeoutMs: cfg.backup.taskTimeout * 1000,
       signal,
     });

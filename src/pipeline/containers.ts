@@ -13,9 +13,17 @@ export interface ContainerControl {
   startContainer(id: string): Promise<unknown>;
   waitRunning(id: string, opts: { timeoutMs: number; signal?: AbortSignal }): Promise<unknown>;
   waitHealthy(id: string, opts: { timeoutMs: number; signal?: AbortSignal }): Promise<unknown>;
-  /** Only State is read (to wait for a one-shot container to exit). */
-  inspectContainer(id: string): Promise<{ State: { Status: string; ExitCode?: number | undefined } }>;
+  /**
+   * Only State is read: to wait for a one-shot container to exit, to see how a stopped container
+   * ended (ExitCode 137 = SIGKILLed) and whether something started it again behind our back.
+   */
+  inspectContainer(id: string): Promise<{
+    State: { Status: string; ExitCode?: number | undefined; Running?: boolean | undefined };
+  }>;
 }
+
+/** Exit code of a process killed by SIGKILL (128 + 9): what Docker's stop does at the timeout. */
+export const SIGKILL_EXIT_CODE = 137;
 
 /** How often waitCompleted looks at a one-shot container. */
 const COMPLETED_POLL_MS = 250;
@@ -46,30 +54,108 @@ export async function waitCompleted(docker: ContainerControl, id: string, timeou
   }
 }
 
+/** How one container's stop went (kept in the run's warnings and the restore point's manifest). */
+export interface StopRecord {
+  container: string;
+  id: string;
+  /** Set for a container of another unit stopped for this unit's snapshot. */
+  otherUnit?: string | undefined;
+  /** The stop timeout given to Docker (seconds). */
+  timeoutSec: number;
+  /** How long the stop took (seconds, 0.1 s resolution). */
+  seconds: number;
+  /** State.ExitCode after the stop; undefined when it could not be read or it was not running. */
+  exitCode?: number | undefined;
+  /**
+   * It did not exit on its stop signal and Docker SIGKILLed it (exit code 137): the data was written
+   * by an application that did not shut down cleanly.
+   */
+  forceKilled: boolean;
+}
+
 export interface StopOutcome {
   stopped: StopStep[];
+  /** One per container this call stopped (or tried to), in order. */
+  records: StopRecord[];
   error: Error | undefined;
 }
 
-/** Stop in the given order; on the first failure stop no further (the caller restarts what stopped). */
+/**
+ * The warning for a force-killed stop: says what happened and what it means for this restore point.
+ */
+export function forceKilledWarning(r: StopRecord): string {
+  const whose = r.otherUnit === undefined ? '' : ` (unit ${r.otherUnit})`;
+  return (
+    `${r.container}${whose} did not exit within its stop timeout of ${r.timeoutSec}s and was killed ` +
+    `(SIGKILL, exit code ${SIGKILL_EXIT_CODE}, after ${r.seconds}s): this restore point holds the data of an ` +
+    "application that did not shut down cleanly — raise stop_timeout (or the container's stop_grace_period) " +
+    'or make it handle its stop signal'
+  );
+}
+
+/**
+ * Stop in the given order; on the first failure stop no further (the caller restarts what stopped).
+ * After each stop the container is inspected: exit code 137 means Docker had to SIGKILL it.
+ */
 export async function stopContainers(
   docker: ContainerControl,
   steps: StopStep[],
   log: Logger,
 ): Promise<StopOutcome> {
   const stopped: StopStep[] = [];
+  const records: StopRecord[] = [];
   for (const s of steps) {
+    const t0 = Date.now();
+    const record = (): StopRecord => ({
+      container: s.container,
+      id: s.id,
+      ...(s.otherUnit ? { otherUnit: s.otherUnit.unit } : {}),
+      timeoutSec: s.timeoutSec,
+      seconds: Math.round((Date.now() - t0) / 100) / 10,
+      forceKilled: false,
+    });
     try {
-      log.info(`stopping ${s.container} (timeout ${s.timeoutSec}s)`);
-      await docker.stopContainer(s.id, s.timeoutSec);
+      const whose = s.otherUnit ? ` of unit ${s.otherUnit.unit}, which ${s.otherUnit.why}` : '';
+      log.info(`stopping ${s.container}${whose} (timeout ${s.timeoutSec}s)`);
+      const didStop = await docker.stopContainer(s.id, s.timeoutSec);
       stopped.push(s);
+      const r = record();
+      // false: it was not running any more (HTTP 304): its exit code is not about our stop.
+      if (didStop !== false) {
+        const st = await docker.inspectContainer(s.id).then(
+          (c) => c.State,
+          () => undefined,
+        );
+        r.exitCode = st?.ExitCode;
+        r.forceKilled = st?.ExitCode === SIGKILL_EXIT_CODE;
+        if (r.forceKilled) log.warn(forceKilledWarning(r));
+      }
+      records.push(r);
     } catch (err) {
       // The container may have stopped even though the call failed (e.g. a timeout on our side).
       stopped.push(s);
-      return { stopped, error: new Error(`could not stop ${s.container}: ${errorMessage(err)}`) };
+      records.push(record());
+      return { stopped, records, error: new Error(`could not stop ${s.container}: ${errorMessage(err)}`) };
     }
   }
-  return { stopped, error: undefined };
+  return { stopped, records, error: undefined };
+}
+
+/**
+ * The stopped containers that are running again although this run has not started them yet:
+ * something else started them (a restart policy racing the stop, a supervisor, a person) while their
+ * data was being snapshotted. Unreadable containers are left out.
+ */
+export async function runningAgain(docker: ContainerControl, stopped: StopStep[]): Promise<StopStep[]> {
+  const out: StopStep[] = [];
+  for (const s of stopped) {
+    const st = await docker.inspectContainer(s.id).then(
+      (c) => c.State,
+      () => undefined,
+    );
+    if (st && (st.Running === true || st.Status === 'running' || st.Status === 'restarting')) out.push(s);
+  }
+  return out;
 }
 
 /**
@@ -92,6 +178,8 @@ export async function startContainers(
       // Dependents start after their dependencies are up, as Compose would do.
       const timeoutMs = Math.max(1000, deadline - Date.now());
       // A one-shot may well have exited by the first look: waiting for "running" would call that a failure.
+      // A crash-looping container was not steadily running before: started as found, not waited for.
+      if (s.noWait) continue;
       if (s.waitCompleted) await waitCompleted(docker, s.id, timeoutMs);
       else if (s.waitHealthy) await docker.waitHealthy(s.id, { timeoutMs });
       else await docker.waitRunning(s.id, { timeoutMs });

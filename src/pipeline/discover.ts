@@ -23,7 +23,13 @@ import {
   type ComposeServiceFacts,
 } from '../core/compose-file.js';
 import type { ContainerInfo, MountInfo, MountKind, Unit } from '../core/model.js';
-import { groupUnits, hostInternalReason } from '../core/units.js';
+import {
+  groupUnits,
+  hostInternalReason,
+  isAnonymousVolume,
+  namespaceJoins,
+  volumeBacking,
+} from '../core/units.js';
 import { errorMessage } from '../errors.js';
 import { mapLimit } from '../core/concurrency.js';
 import { exists } from '../fsutil.js';
@@ -105,7 +111,8 @@ export function containerInfoFromInspect(
   const mounts: MountInfo[] = (c.Mounts ?? []).map((m) => {
     const kind = mountKind(m.Type);
     const vol = kind === 'volume' && m.Name !== undefined ? volumes.get(m.Name) : undefined;
-    return {
+    const driver = kind === 'volume' ? (m.Driver ?? vol?.driver) : undefined;
+    const info: MountInfo = {
       kind,
       name: kind === 'volume' ? m.Name : undefined,
       // A volume's data is at its Mountpoint; the mount's Source is the same for the local driver but
@@ -113,9 +120,16 @@ export function containerInfoFromInspect(
       source: vol?.mountpoint || m.Source,
       destination: m.Destination,
       readOnly: !m.RW,
-      driver: kind === 'volume' ? (m.Driver ?? vol?.driver) : undefined,
+      driver,
     };
+    if (kind === 'volume' && m.Name !== undefined) {
+      info.anonymous = isAnonymousVolume(m.Name, vol?.labels ?? {});
+      // driver_opts decide whether the Mountpoint still holds the data once the unit is stopped.
+      if (vol) info.backing = volumeBacking(driver ?? vol.driver, vol.options);
+    }
+    return info;
   });
+  const host = c.HostConfig ?? {};
   const workingDir = labels[LABEL_WORKING_DIR] || undefined;
   const dependsLabel = labels[LABEL_DEPENDS_ON];
   const dependencies = dependsLabel === undefined ? [] : parseDependsOnConditions(dependsLabel);
@@ -126,6 +140,10 @@ export function containerInfoFromInspect(
     imageId: c.Image,
     state: c.State.Status,
     running: c.State.Running,
+    paused: c.State.Paused === true || c.State.Status === 'paused',
+    restarting: c.State.Restarting === true || c.State.Status === 'restarting',
+    autoRemove: host.AutoRemove === true,
+    joins: namespaceJoins(host),
     hasHealthcheck,
     stopTimeout: typeof c.Config.StopTimeout === 'number' ? c.Config.StopTimeout : undefined,
     labels,

@@ -7,9 +7,10 @@
 import { copyFile, lstat, mkdir, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, isAbsolute, join, relative } from 'node:path';
 import type { ContainerInfo, Unit } from '../core/model.js';
-import type { CoverageEntry, UnitPlan } from '../core/plan.js';
+import type { CoverageEntry, SourceUse, UncapturedSource, UnitPlan } from '../core/plan.js';
 import { redactInspect, redactedEnvNames } from '../core/redact.js';
 import { escapeSegment } from '../core/sources.js';
+import type { StopRecord } from './containers.js';
 import type { DataSnapshot } from './data.js';
 
 /** Project files larger than this are data, not recipe. */
@@ -69,6 +70,21 @@ export interface RecipeManifest {
   snapshots: DataSnapshot[];
   coverage: CoverageEntry[];
   warnings: string[];
+  /** How each container's stop went, in stop order (absent in recipes written before this field). */
+  stops?: StopRecord[];
+  /**
+   * Containers Docker had to SIGKILL at the stop timeout: this restore point holds the data of an
+   * application that did not shut down cleanly. Empty when every stop was clean; absent in older recipes.
+   */
+  forceKilled?: string[];
+  /**
+   * Volumes a restore must treat specially (absent in older recipes): `anonymous` ones, which
+   * `compose up` does not reattach, and bind-type ones (driver_opts type none, o bind), whose data is
+   * the host directory `device` rather than the volume's Mountpoint.
+   */
+  volumes?: { name: string; anonymous: boolean; device?: string; usedBy: SourceUse[] }[];
+  /** Data the unit used that this restore point does not hold (the unit was reported failed). */
+  uncaptured?: UncapturedSource[];
 }
 
 function storedPathFor(hostPath: string, workingDir: string | undefined): string {

@@ -3,7 +3,7 @@ import type { Command } from '@commander-js/extra-typings';
 import { createDocker } from '../../adapters/docker.js';
 import { Kopia } from '../../adapters/kopia.js';
 import { nextBackupId } from '../../core/backup-id.js';
-import type { Plan } from '../../core/plan.js';
+import type { Plan, StartStep, StopStep } from '../../core/plan.js';
 import { selectUnits } from '../../core/plan.js';
 import { ExitCode, InterruptedError, RepositoryError, UsageError, errorMessage } from '../../errors.js';
 import {
@@ -35,24 +35,39 @@ function printPlan(ctx: Context, plan: Plan): void {
   for (const u of plan.units) {
     out.line();
     out.line(paint(out, 'bold', `unit ${u.unit}`) + ` (${u.kind}, ${u.containers.length} container(s))`);
+    // Another unit's container in the stop list says whose it is and why it is stopped.
+    const other = (s: StopStep | StartStep) =>
+      s.otherUnit ? `, unit ${s.otherUnit.unit}: ${s.otherUnit.why}` : '';
     out.line(
-      `  stop:    ${u.stop.length ? u.stop.map((s) => `${s.container} (${s.timeoutSec}s)`).join(' → ') : '(nothing: no data to protect, or nothing running)'}`,
+      `  stop:    ${u.stop.length ? u.stop.map((s) => `${s.container} (${s.timeoutSec}s${other(s)})`).join(' → ') : '(nothing: no data to protect, or nothing running)'}`,
     );
     out.line(`  recipe:  ${u.recipe.composeFiles.join(', ') || '(no compose file)'} → ${u.recipe.kopiaPath}`);
     for (const s of u.sources) {
       const size = s.sizeBytes === undefined ? 'size unknown' : formatBytes(s.sizeBytes);
-      out.line(`  ${s.type.padEnd(6)}   ${s.name} (${s.hostPath}, ${size}) → ${s.kopiaPath}`);
+      const via = s.device === undefined ? '' : 'bind-type volume, read at its device ';
+      const anon = s.anonymous ? ', anonymous' : '';
+      out.line(`  ${s.type.padEnd(6)}   ${s.name} (${via}${s.hostPath}, ${size}${anon}) → ${s.kopiaPath}`);
     }
     out.line(
-      `  start:   ${u.start.length ? u.start.map((s) => `${s.container}${s.waitHealthy ? ' (wait healthy)' : ''}`).join(' → ') : '-'}`,
+      `  start:   ${u.start.length ? u.start.map((s) => `${s.container}${s.waitHealthy ? ' (wait healthy)' : s.noWait ? ' (not waited for: was restarting)' : ''}${s.otherUnit ? ` (unit ${s.otherUnit.unit})` : ''}`).join(' → ') : '-'}`,
     );
     const notStarted = u.containers.filter(
       (c) =>
         !u.start.some((s) => s.id === c.id) &&
         !u.completed.some((d) => d.id === c.id) &&
+        !u.leftAsIs.some((d) => d.id === c.id) &&
         c.state !== 'running',
     );
     if (notStarted.length) out.line(`  stays stopped: ${notStarted.map((c) => c.name).join(', ')}`);
+    if (u.leftAsIs.length) {
+      out.line(
+        `  left as it is (not stopped): ${u.leftAsIs.map((c) => `${c.container} (${c.why})`).join(', ')}`,
+      );
+    }
+    for (const x of u.uncaptured) {
+      out.line(paint(out, 'red', `  NOT CAPTURED (the unit will be reported failed): ${x.message}`));
+      out.line(`    hint: ${x.hint}`);
+    }
     if (u.completed.length) {
       out.line(`  completed (one-shot, left as it is): ${u.completed.map((c) => c.container).join(', ')}`);
     }
@@ -120,7 +135,7 @@ export function register(program: Command): void {
         }
 
         if (opts.dryRun) {
-          const plan = planFor(cfg, selected, nextBackupId(new Date()), found.dockerRootDir);
+          const plan = planFor(cfg, selected, nextBackupId(new Date()), found.dockerRootDir, found.units);
           await measureSources(plan);
           if (ctx.out.json) ctx.out.data({ dryRun: true, plan });
           else printPlan(ctx, plan);
@@ -158,7 +173,7 @@ export function register(program: Command): void {
 
           const backupId = nextBackupId(new Date(), await readLastBackupId(cfg.stateDir));
           await writeLastBackupId(cfg.stateDir, backupId);
-          const plan = planFor(cfg, selected, backupId, found.dockerRootDir);
+          const plan = planFor(cfg, selected, backupId, found.dockerRootDir, found.units);
           await measureSources(plan);
           ctx.log.info(`backup ${backupId}: ${plan.units.length} unit(s)`);
 

@@ -1,7 +1,7 @@
 /** `kopi-docka list [--units] [--json]`: the units discovery finds on this host and what each contains. */
 import type { Command } from '@commander-js/extra-typings';
 import { createDocker } from '../../adapters/docker.js';
-import type { Unit } from '../../core/model.js';
+import type { Unit, VolumeBacking } from '../../core/model.js';
 import { classifyBind, type BindClassification, type BindContext } from '../../core/units.js';
 import { discoverUnits } from '../../pipeline/discover.js';
 import { createContext, exitState, globalsOf } from '../context.js';
@@ -18,7 +18,22 @@ export interface UnitListing {
     image: string;
     hasHealthcheck: boolean;
     dependsOn: string[];
-    volumes: { name: string | null; mountpoint: string; destination: string; driver: string | null }[];
+    volumes: {
+      name: string | null;
+      mountpoint: string;
+      destination: string;
+      driver: string | null;
+      /** Made up by Docker for an unnamed mount: `compose up` after a restore will not reattach it. */
+      anonymous: boolean;
+      /**
+       * Where the data lives (see VolumeBacking): `directory` (the mountpoint), `bind` (the host
+       * directory `device`), `mount` (an nfs/cifs/device mount, only there while a container runs),
+       * `tmpfs` (memory).
+       */
+      backing: VolumeBacking['kind'];
+      /** The driver option `device` for `bind` and `mount` backings, else null. */
+      device: string | null;
+    }[];
     binds: { source: string; destination: string; classification: BindClassification }[];
   }[];
   composeWorkingDir: string | null;
@@ -46,6 +61,9 @@ export function unitListing(u: Unit, ctx: BindContext): UnitListing {
           mountpoint: m.source,
           destination: m.destination,
           driver: m.driver ?? null,
+          anonymous: m.anonymous === true,
+          backing: m.backing?.kind ?? 'directory',
+          device: m.backing?.kind === 'bind' || m.backing?.kind === 'mount' ? m.backing.device : null,
         })),
       binds: c.mounts
         .filter((m) => m.kind === 'bind')
