@@ -239,7 +239,12 @@ export async function snapshotSource(src: PlannedSource, ctx: DataContext): Prom
   }
 
   const streamName = streamNameFor(src);
-  const { argv, env } = ctx.kopia.snapshotCreateStdinArgv(streamName, { source, tags });
+  // The format tag says how to read the snapshot back (single-path restore relies on it): a direct-mode
+  // source stored as a stream above is a tar snapshot too.
+  const { argv, env } = ctx.kopia.snapshotCreateStdinArgv(streamName, {
+    source,
+    tags: { ...tags, format: 'tar' },
+  });
   const res = await pipeline(
     tarArgv(src.hostPath, isFile, ctx.excludePatterns, ctx.tarDeterministicMtime),
     argv,

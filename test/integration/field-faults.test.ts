@@ -170,6 +170,28 @@ describe('file names are bytes', () => {
       const b = await cliOk(repo, ['backup', '--unit', c.name]);
       if (mode === 'direct') assert.match(b.stdout + b.stderr, /not UTF-8/, describeRun(b));
 
+      // A single path comes back from the same snapshot (its format tag must say how to read it).
+      const one = await makeTempDir(`bytes-${mode}-one`);
+      registerCleanup(t, () => rm(one, { recursive: true, force: true }));
+      const single = await cliOk(repo, [
+        'restore',
+        '--unit',
+        c.name,
+        '--backup-id',
+        'latest',
+        '--volume',
+        c.volume,
+        '--path',
+        'plain.txt',
+        '--to',
+        path.join(one, 'out'),
+      ]);
+      assert.equal(
+        await readFile(path.join(one, 'out', 'plain.txt'), 'utf8'),
+        'plain\n',
+        describeRun(single),
+      );
+
       await docker(['rm', '-f', c.name]);
       await docker(['volume', 'rm', c.volume]);
       const to = await makeTempDir(`bytes-${mode}-restore`);
