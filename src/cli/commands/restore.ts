@@ -6,6 +6,7 @@ import { Kopia } from '../../adapters/kopia.js';
 import { pipeline } from '../../adapters/process.js';
 import type { Config } from '../../config/types.js';
 import { findPoint, groupRestorePoints, type RestorePoint } from '../../core/restore-points.js';
+import { restoreCaveats } from '../../core/restore-warnings.js';
 import { shq } from '../../core/restore-script.js';
 import { ExitCode, KopiDockaError, UsageError } from '../../errors.js';
 import { acquireLock } from '../../pipeline/lock.js';
@@ -199,6 +200,7 @@ async function printNextSteps(
       '  (docker run with the same image, Env, Cmd, Mounts, ports and restart policy as recorded there)',
     );
   }
+  for (const c of restoreCaveats(r.manifest)) out.line(paint(out, 'yellow', `warning: ${c}`));
   for (const x of r.redacted) {
     out.line(
       paint(
@@ -423,6 +425,7 @@ async function runRestore(ctx: Context, o: RestoreOpts, interactive: boolean): P
         safetyCopy: safety.get(d) ?? null,
       })),
       redacted: recipe.redacted,
+      warnings: restoreCaveats(recipe.manifest),
     });
   } else await printNextSteps(ctx, recipe, data, execute, safety);
   exitState.code = 0;
