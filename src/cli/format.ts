@@ -1,12 +1,4 @@
 /** Human formatting of sizes and durations. */
 
-export function formatBytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let v = n;
-  let i = 0;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return `${i === 0 ? String(v) : v.toFixed(1)} ${units[i] ?? 'B'}`;
-}
+// Sizes are formatted in core (messages of the plan use it too); the CLI re-exports it.
+export { formatBytes } from '../core/bytes.js';

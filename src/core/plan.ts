@@ -2,6 +2,7 @@
  * The backup plan: plain, serialisable data built from discovery and config. The same object drives
  * `backup --dry-run` (printed) and the real run (executed), so what the dry-run shows is what happens.
  */
+import { formatBytes } from './bytes.js';
 import type { ContainerInfo, MountInfo, Unit } from './model.js';
 import type { VolumeMode } from '../config/types.js';
 import { bindPath, recipePath, volumePath, type SnapshotType } from './sources.js';
@@ -175,18 +176,6 @@ export interface PlanOptions {
 /** The host path a mount's data is read from (a bind-type volume's device, else the source). */
 function dataPath(m: MountInfo): string {
   return m.kind === 'volume' && m.backing?.kind === 'bind' ? m.backing.device : m.source;
-}
-
-/** A human size for messages (core cannot use the CLI's formatter). */
-export function humanBytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let v = n;
-  let i = 0;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return `${i === 0 ? String(v) : v.toFixed(1)} ${units[i] ?? 'B'}`;
 }
 
 /** Mount types of network filesystems (for the hint: their data is best backed up on the server). */
@@ -612,8 +601,8 @@ export interface SizeFacts {
  */
 export function shrinkWarning(what: string, prev: SizeFacts | undefined, now: SizeFacts): string | undefined {
   if (!prev || prev.format !== now.format) return undefined;
-  const was = `${humanBytes(prev.sizeBytes)}${prev.format === 'dir' ? ` in ${prev.files} file(s)` : ''}`;
-  const is = `${humanBytes(now.sizeBytes)}${now.format === 'dir' ? ` in ${now.files} file(s)` : ''}`;
+  const was = `${formatBytes(prev.sizeBytes)}${prev.format === 'dir' ? ` in ${prev.files} file(s)` : ''}`;
+  const is = `${formatBytes(now.sizeBytes)}${now.format === 'dir' ? ` in ${now.files} file(s)` : ''}`;
   const at = prev.backupId === undefined ? 'the previous restore point' : `restore point ${prev.backupId}`;
   const check =
     'check that the data is really gone (an unmounted disk or share, a wiped volume) before retention removes the older restore points';

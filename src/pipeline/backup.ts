@@ -12,13 +12,13 @@ import type { Config } from '../config/types.js';
 import type { Unit } from '../core/model.js';
 import {
   buildPlan,
-  humanBytes,
   shrinkWarning,
   type Plan,
   type PlannedSource,
   type SizeFacts,
   type UnitPlan,
 } from '../core/plan.js';
+import { formatBytes } from '../core/bytes.js';
 import { retentionFlags } from '../core/retention.js';
 import {
   escapeSegment,
@@ -155,7 +155,7 @@ export async function assertNotEmptiedByStop(s: PlannedSource): Promise<void> {
   const entries = await readdir(s.hostPath).catch(() => undefined);
   if (entries === undefined || entries.length > 0) return;
   throw new KopiDockaError(
-    `${s.type} ${s.name}: ${s.hostPath} held ${s.files} file(s) (${humanBytes(s.sizeBytes ?? 0)}) while its containers ran and is empty now that they are stopped — its data exists only while they run (mounted for them, or removed at their shutdown), so it was not snapshotted`,
+    `${s.type} ${s.name}: ${s.hostPath} held ${s.files} file(s) (${formatBytes(s.sizeBytes ?? 0)}) while its containers ran and is empty now that they are stopped — its data exists only while they run (mounted for them, or removed at their shutdown), so it was not snapshotted`,
     {
       hint: 'back the data up where it really lives (the share or disk mounted for the containers), or keep it in a plain volume or bind mount; see docs/data-safety.md',
     },
