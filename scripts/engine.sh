@@ -71,9 +71,10 @@ api_at_least() {
 # ---------------------------------------------------------------------------------------------------
 
 ensure_build_packages() {
-  # runc links libseccomp (cgo); containerd and iptables come with Debian's docker.io (provision.sh).
+  # runc links libseccomp (cgo); containerd and iptables come with Debian's docker.io (provision.sh);
+  # ip (iproute2) makes the network namespace; curl fetches the docker CLI fallback.
   local missing=() p
-  for p in libseccomp-dev pkg-config containerd iptables; do
+  for p in libseccomp-dev pkg-config containerd iptables iproute2 curl; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$' || missing+=("$p")
   done
   [ ${#missing[@]} -eq 0 ] && return 0
