@@ -389,11 +389,15 @@ async function runRestore(ctx: Context, o: RestoreOpts, interactive: boolean): P
       // would leave it half old, half restored.
       for (const d of data) {
         if (o.yes || !(await targetHasData(d))) continue;
+        // A bind is restored to its target, which need not be where it was backed up from: name that.
+        const what =
+          d.entry.type === 'bind' && d.target !== d.entry.name
+            ? `${d.target} (bind ${d.entry.name} of the backup)`
+            : `${d.entry.type} ${d.entry.name}`;
         const ok =
-          interactive &&
-          (await confirm(`${d.entry.name} is not empty; replace it (a safety copy is kept)?`, false));
+          interactive && (await confirm(`${what} is not empty; replace it (a safety copy is kept)?`, false));
         if (!ok) {
-          throw new KopiDockaError(`${d.entry.type} ${d.entry.name} is not empty: refusing to overwrite it`, {
+          throw new KopiDockaError(`${what} is not empty: refusing to overwrite it`, {
             exitCode: ExitCode.USAGE,
             hint: `pass --yes to replace it (a safety copy is written under ${join(workDir, 'safety')} first), or restore into an empty target`,
           });
