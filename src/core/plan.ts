@@ -42,6 +42,12 @@ export interface PlannedSource {
    */
   files?: number | undefined;
   /**
+   * In `direct` mode, what in this source a Kopia directory snapshot would lose (names that are not
+   * UTF-8, FIFOs, device nodes), found by the planner's I/O step: the run stores such a source as a tar
+   * stream instead. Undefined or empty: nothing.
+   */
+  storedAsTarBecause?: string[] | undefined;
+  /**
    * Set for a `local` volume whose driver options bind a host directory (`type: none`, `o: bind`,
    * `device: DIR`): hostPath is that directory, because Docker unmounts the volume from its Mountpoint
    * once the unit's containers stop (the Mountpoint would be read empty).

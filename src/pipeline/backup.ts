@@ -38,7 +38,7 @@ import {
   stopContainers,
   type ContainerControl,
 } from './containers.js';
-import { snapshotSource, type DataSnapshot } from './data.js';
+import { snapshotSource, tarReasons, type DataSnapshot } from './data.js';
 import { clearJournal, writeJournal } from './journal.js';
 import { writeFileAtomic } from '../fsutil.js';
 import type { RunRecord, UnitRecord } from './history.js';
@@ -90,6 +90,9 @@ export async function measureSources(plan: Plan): Promise<void> {
       const t = await walkTree(s.hostPath).catch(() => undefined);
       s.sizeBytes = t?.bytes;
       s.files = t?.files;
+      // The plan says beforehand what the run will do (data.ts decides again with the containers down).
+      const why = t && plan.volumeMode === 'direct' ? tarReasons(t) : [];
+      if (why.length > 0) s.storedAsTarBecause = why;
     }
   }
 }

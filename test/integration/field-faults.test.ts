@@ -167,6 +167,12 @@ describe('file names are bytes', () => {
       await mkdir(Buffer.concat([mp, slash, latin1Dir]));
       await writeFile(Buffer.concat([mp, slash, latin1Dir, slash, Buffer.from('inner.txt')]), 'inner\n');
 
+      // The plan says beforehand what the run will do with such a source.
+      const plan = await cliOk(repo, ['backup', '--dry-run', '--unit', c.name]);
+      if (mode === 'direct')
+        assert.match(plan.stdout, /stored as a tar stream: \d+ file name\(s\) are not UTF-8/);
+      else assert.doesNotMatch(plan.stdout, /stored as a tar stream:/);
+
       const b = await cliOk(repo, ['backup', '--unit', c.name]);
       if (mode === 'direct') assert.match(b.stdout + b.stderr, /not UTF-8/, describeRun(b));
 

@@ -47,6 +47,9 @@ function printPlan(ctx: Context, plan: Plan): void {
       const via = s.device === undefined ? '' : 'bind-type volume, read at its device ';
       const anon = s.anonymous ? ', anonymous' : '';
       out.line(`  ${s.type.padEnd(6)}   ${s.name} (${via}${s.hostPath}, ${size}${anon}) → ${s.kopiaPath}`);
+      if (s.storedAsTarBecause?.length) {
+        out.line(`           stored as a tar stream: ${s.storedAsTarBecause.join('; ')}`);
+      }
     }
     out.line(
       `  start:   ${u.start.length ? u.start.map((s) => `${s.container}${s.waitHealthy ? ' (wait healthy)' : s.noWait ? ' (not waited for: was restarting)' : ''}${s.otherUnit ? ` (unit ${s.otherUnit.unit})` : ''}`).join(' → ') : '-'}`,
