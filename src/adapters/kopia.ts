@@ -23,7 +23,7 @@ import { finished } from 'node:stream/promises';
 import type { KopiaSettings } from '../config/types.js';
 import { DependencyError, KopiDockaError, RepositoryError } from '../errors.js';
 import { exists } from '../fsutil.js';
-import { run, type RunResult } from './process.js';
+import { lastLines, run, type RunResult } from './process.js';
 import {
   GLOBAL_POLICY,
   MIN_KOPIA_VERSION,
@@ -539,12 +539,7 @@ export class Kopia {
   stdinSnapshotFailure(result: RunResult, what: string): KopiaError {
     const stderr = this.redact(result.stderrTail);
     const { reason, hint } = classifyStderr(stderr);
-    const last = stderr
-      .trim()
-      .split('\n')
-      .filter((l) => l.trim() !== '')
-      .slice(-3)
-      .join(' | ');
+    const last = lastLines(stderr);
     const how = result.timedOut ? 'timed out' : `exited ${String(result.code ?? result.signal)}`;
     return new KopiaError(`kopia failed while reading the tar stream of ${what} (${how}): ${last}`, {
       reason,

@@ -223,6 +223,16 @@ export function start(argv: readonly string[], opts: RunOptions = {}): Spawned {
   return { child, done, stop };
 }
 
+/** The last `n` non-empty lines of a stderr tail, on one line (" | "-joined), for error messages. */
+export function lastLines(stderrTail: string, n = 3): string {
+  return stderrTail
+    .trim()
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .slice(-n)
+    .join(' | ');
+}
+
 /** Run to completion; resolves with the result whatever the exit code (callers judge output first). */
 export async function run(argv: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
   return start(argv, opts).done;

@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { readFile, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { tagsOf, type DesiredPolicy, type Kopia } from '../adapters/kopia.js';
+import { normalizeSource, tagsOf, type DesiredPolicy, type Kopia } from '../adapters/kopia.js';
 import type { Logger } from '../cli/logger.js';
 import type { Config } from '../config/types.js';
 import type { Unit } from '../core/model.js';
@@ -30,7 +30,7 @@ import {
 import { KopiDockaError, errorMessage } from '../errors.js';
 import { run } from '../adapters/process.js';
 import { VERSION } from '../version.js';
-import { mapLimit, mapSettled } from '../core/concurrency.js';
+import { mapSettled } from '../core/concurrency.js';
 import {
   forceKilledWarning,
   runningAgain,
@@ -97,50 +97,48 @@ export async function measureSources(plan: Plan): Promise<void> {
   }
 }
 
-/** Kopia calls in flight at once when looking up previous sizes. */
-const PREVIOUS_LOOKUP_CONCURRENCY = 4;
 /** A size lookup is a cheap read: it must not hold the run up for long. */
 const PREVIOUS_LOOKUP_TIMEOUT_MS = 120_000;
 
 /**
- * The size facts of each source's latest complete snapshot from another restore point (Kopia
- * `snapshot list` of the source), by source key. Run before anything is stopped: the round-trips must
- * not add downtime. A source never snapshotted before has no entry.
+ * The size facts of each source's latest complete snapshot from another restore point, by source
+ * key: one `kopia snapshot list --tags=unit:<unit>` for the whole unit (each kopia process opens the
+ * repository anew), matched to the sources by their Kopia source. Run before anything is stopped: the
+ * round-trip must not add downtime. A source never snapshotted before has no entry.
  *
  * @throws KopiaError when Kopia cannot list (the caller logs it and skips the comparison).
  */
 export async function previousSizes(
   kopia: Kopia,
+  unit: string,
   sources: readonly PlannedSource[],
   sourceIdOf: (kopiaPath: string) => string,
   backupId: string,
   signal: AbortSignal,
 ): Promise<Map<string, SizeFacts>> {
   const out = new Map<string, SizeFacts>();
-  await mapLimit([...sources], PREVIOUS_LOOKUP_CONCURRENCY, async (s) => {
-    const list = await kopia.snapshotList({
-      source: sourceIdOf(s.kopiaPath),
-      timeoutMs: PREVIOUS_LOOKUP_TIMEOUT_MS,
-      signal,
+  if (sources.length === 0) return out;
+  const keyOf = new Map(sources.map((s) => [normalizeSource(sourceIdOf(s.kopiaPath)), s.key]));
+  const list = await kopia.snapshotList({ tags: { unit }, timeoutMs: PREVIOUS_LOOKUP_TIMEOUT_MS, signal });
+  const best = new Map<string, { at: number; facts: SizeFacts }>();
+  for (const m of list) {
+    const key = keyOf.get(`${m.source.userName}@${m.source.host}:${m.source.path}`);
+    const tags = tagsOf(m);
+    if (key === undefined || m.incomplete || tags.backup_id === backupId) continue;
+    const at = Date.parse(m.startTime);
+    const seen = best.get(key);
+    if (seen && !(at > seen.at)) continue;
+    best.set(key, {
+      at,
+      facts: {
+        sizeBytes: m.rootEntry.summ?.size ?? m.rootEntry.size ?? 0,
+        files: m.rootEntry.summ?.files ?? 0,
+        format: tags.format === 'tar' ? 'tar' : 'dir',
+        backupId: tags.backup_id,
+      },
     });
-    let best: { at: number; facts: SizeFacts } | undefined;
-    for (const m of list) {
-      const tags = tagsOf(m);
-      if (m.incomplete || tags.backup_id === backupId) continue;
-      const at = Date.parse(m.startTime);
-      if (best && !(at > best.at)) continue;
-      best = {
-        at,
-        facts: {
-          sizeBytes: m.rootEntry.summ?.size ?? m.rootEntry.size ?? 0,
-          files: m.rootEntry.summ?.files ?? 0,
-          format: tags.format === 'tar' ? 'tar' : 'dir',
-          backupId: tags.backup_id,
-        },
-      };
-    }
-    if (best) out.set(s.key, best.facts);
-  });
+  }
+  for (const [key, b] of best) out.set(key, b.facts);
   return out;
 }
 
@@ -268,7 +266,7 @@ export async function backupUnit(x: UnitRunContext): Promise<UnitRecord> {
   const snapshots: DataSnapshot[] = [];
   try {
     await ensureUnitPolicies(deps, up);
-    const previous = await previousSizes(kopia, up.sources, source, plan.backupId, signal).catch(
+    const previous = await previousSizes(kopia, up.unit, up.sources, source, plan.backupId, signal).catch(
       (err: unknown) => {
         log.warn(`${up.unit}: cannot read the previous snapshot sizes to compare: ${errorMessage(err)}`);
         return new Map<string, SizeFacts>();

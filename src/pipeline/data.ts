@@ -7,7 +7,7 @@ import { createWriteStream } from 'node:fs';
 import { mkdir, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { KopiaError, type Kopia, type SnapshotManifest } from '../adapters/kopia.js';
-import { pipeline, run, which } from '../adapters/process.js';
+import { lastLines, pipeline, run, which } from '../adapters/process.js';
 import type { VolumeMode } from '../config/types.js';
 import type { PlannedSource } from '../core/plan.js';
 import { escapeSegment } from '../core/sources.js';
@@ -129,16 +129,6 @@ async function captureSidecar(
   );
   const acls = await dump('getfacl', ['-R', '-P', '-n', '-s', '.'], 'acls.txt');
   return { dir, xattrs, acls, hardLinkGroups: tree.hardLinks.length, notes };
-}
-
-/** The last three non-empty lines of a stderr tail, on one line. */
-function lastLines(stderrTail: string): string {
-  return stderrTail
-    .trim()
-    .split('\n')
-    .filter((l) => l.trim() !== '')
-    .slice(-3)
-    .join(' | ');
 }
 
 const quoted = (examples: string[]): string => examples.map((e) => JSON.stringify(e)).join(', ');
