@@ -23,7 +23,7 @@ import { finished } from 'node:stream/promises';
 import type { KopiaSettings } from '../config/types.js';
 import { DependencyError, KopiDockaError, RepositoryError } from '../errors.js';
 import { exists } from '../fsutil.js';
-import { lastLines, run, type RunResult } from './process.js';
+import { lastLines, pipeline, run, type RunOptions, type RunResult } from './process.js';
 import {
   GLOBAL_POLICY,
   MIN_KOPIA_VERSION,
@@ -131,7 +131,7 @@ export class Kopia {
   }
 
   /** The child's environment: the only place the password goes. */
-  env(cacheDirectory = this.kopiaCacheDirectory): Record<string, string | undefined> {
+  private env(cacheDirectory = this.kopiaCacheDirectory): Record<string, string | undefined> {
     return {
       KOPIA_PASSWORD: this.settings.password,
       KOPIA_CHECK_FOR_UPDATES: 'false',
@@ -146,6 +146,19 @@ export class Kopia {
       KOPIA_USE_KEYRING: undefined,
       KOPIA_SNAPSHOT_FAIL_FAST: undefined,
     };
+  }
+
+  /**
+   * The environment a restore script exports before it calls kopia (the same settings every call here
+   * gets), without the password: a script is a file a person may read or keep. `withPassword` gives
+   * only KOPIA_PASSWORD, for the child that runs the script now.
+   */
+  scriptEnvironment(withPassword: boolean): Record<string, string> {
+    const out: Record<string, string> = {};
+    for (const [k, v] of Object.entries(this.env())) {
+      if (v !== undefined && (k === 'KOPIA_PASSWORD') === withPassword) out[k] = v;
+    }
+    return out;
   }
 
   /** The full argv of a call: subcommand, its flags, our common flags, then `--` and positionals. */
@@ -178,12 +191,7 @@ export class Kopia {
 
   /** Run one kopia call. Resolves whatever the exit code; throws only when kopia cannot start. */
   private async exec(argv: string[], o: ExecOptions = {}): Promise<RunResult> {
-    if (!this.settings.password) {
-      // Without a password kopia would try to prompt (and fail on the non-TTY stdin).
-      throw new RepositoryError('no repository password configured', {
-        hint: 'set `password` or `password_file` in the [kopia] section of the config',
-      });
-    }
+    this.assertPassword();
     this.debug?.(`kopia: ${argv.slice(1).join(' ')}`);
     let res: RunResult;
     try {
@@ -514,10 +522,10 @@ export class Kopia {
    * process.pipeline). The snapshot root is a directory holding the one file `name`; read it back with
    * showToStream(`${m.rootEntry.obj}/${name}`). The env holds the password: never log it.
    */
-  snapshotCreateStdinArgv(
+  stdinSnapshotArgv(
     name: string,
     opts: { source: string; tags: Record<string, string>; description?: string },
-  ): { argv: string[]; env: Record<string, string | undefined> } {
+  ): string[] {
     if (!name || name.includes('/') || name === '.' || name === '..') {
       throw new KopiDockaError(`invalid stdin file name "${name}"`);
     }
@@ -528,7 +536,79 @@ export class Kopia {
       [...this.snapshotFlags(opts), `--stdin-file=${name}`],
       [src.path],
     );
-    return { argv, env: this.env() };
+    return argv;
+  }
+
+  private assertPassword(): void {
+    if (!this.settings.password) {
+      // Without a password kopia would try to prompt (and fail on the non-TTY stdin).
+      throw new RepositoryError('no repository password configured', {
+        hint: 'set `password` or `password_file` in the [kopia] section of the config',
+      });
+    }
+  }
+
+  /**
+   * `producer | kopia snapshot create --stdin-file=<name> <source path>` (reference §3.5), without a
+   * shell: the snapshot root is a directory holding the one file `name`; read it back with
+   * showInto(`${m.rootEntry.obj}/${name}`). Both exit statuses come back — a snapshot of a truncated
+   * stream is recorded by Kopia as if it were whole, so the caller judges the producer too; read the
+   * manifest with parseSnapshotCreateOutput(result.kopia), a mid-stream failure with
+   * stdinSnapshotFailure(result.kopia, …) when `kopiaFailedFirst`.
+   *
+   * @throws RepositoryError without a password; DependencyError when kopia or the producer cannot start.
+   */
+  async snapshotCreateFromStream(
+    producer: readonly string[],
+    name: string,
+    opts: {
+      source: string;
+      tags: Record<string, string>;
+      description?: string;
+      timeoutMs?: number | undefined;
+      signal?: AbortSignal | undefined;
+    },
+  ): Promise<{ producer: RunResult; kopia: RunResult; kopiaFailedFirst: boolean }> {
+    this.assertPassword();
+    const argv = this.stdinSnapshotArgv(name, opts);
+    const env = this.env();
+    const bounds: RunOptions = {
+      ...(opts.timeoutMs === undefined ? {} : { timeoutMs: opts.timeoutMs }),
+      ...(opts.signal === undefined ? {} : { signal: opts.signal }),
+    };
+    this.debug?.(`${producer.join(' ')} | kopia ${argv.slice(1).join(' ')}`);
+    const res = await pipeline(producer, argv, bounds, { ...bounds, env }).catch((err: unknown) => {
+      throw this.spawnError(err);
+    });
+    return {
+      producer: res.producer,
+      kopia: { ...res.consumer, stderrTail: this.redact(res.consumer.stderrTail) },
+      kopiaFailedFirst: res.consumerFailedFirst,
+    };
+  }
+
+  /**
+   * `kopia show <object> | consumer` (reference: `kopia show` writes an object's bytes to stdout), e.g.
+   * a tar stream snapshot into `tar -x`. Returns both results; the consumer's stdout is captured up to
+   * `consumer.maxStdoutBytes`.
+   *
+   * @throws RepositoryError without a password; DependencyError when kopia or the consumer cannot start.
+   */
+  async showInto(
+    object: string,
+    consumer: readonly string[],
+    consumerOpts: Pick<RunOptions, 'maxStdoutBytes' | 'timeoutMs' | 'signal' | 'cwd'> = {},
+  ): Promise<{ kopia: RunResult; consumer: RunResult }> {
+    this.assertPassword();
+    const argv = this.argv(['show'], [], [object]);
+    this.debug?.(`kopia ${argv.slice(1).join(' ')} | ${consumer.join(' ')}`);
+    const res = await pipeline(argv, consumer, { env: this.env() }, consumerOpts).catch((err: unknown) => {
+      throw this.spawnError(err);
+    });
+    return {
+      kopia: { ...res.producer, stderrTail: this.redact(res.producer.stderrTail) },
+      consumer: res.consumer,
+    };
   }
 
   /**

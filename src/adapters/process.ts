@@ -8,9 +8,10 @@ import { accessSync, constants as fsConstants, statSync } from 'node:fs';
 import { delimiter, isAbsolute, join, resolve } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { ProcessError } from '../errors.js';
+import { inheritedEnvironment, searchPath } from '../config/env.js';
 
 export interface RunOptions {
-  /** Extra environment, merged over process.env (secrets go here, never into argv). */
+  /** Extra environment, merged over the inherited one (secrets go here, never into argv). */
   env?: Record<string, string | undefined>;
   cwd?: string;
   /** Data for stdin; stdin is otherwise /dev/null so a child can never prompt on our TTY. */
@@ -130,7 +131,7 @@ export interface Spawned {
 export function start(argv: readonly string[], opts: RunOptions = {}): Spawned {
   if (argv[0] === undefined) throw new Error('start: empty argv');
   const inputIsStream = opts.input !== undefined && typeof opts.input === 'object' && 'pipe' in opts.input;
-  const env = { ...process.env, ...opts.env };
+  const env = { ...inheritedEnvironment(), ...opts.env };
   const [cmd, args] = withParentDeathSignal(argv, env, opts.cwd);
   const child = spawn(cmd, args, {
     cwd: opts.cwd,
@@ -307,5 +308,5 @@ export async function pipeline(
 
 /** Is `cmd` resolvable on PATH (or an existing absolute path)? */
 export function which(cmd: string): string | undefined {
-  return resolveCommand(cmd, process.env.PATH, undefined);
+  return resolveCommand(cmd, searchPath(), undefined);
 }

@@ -1,5 +1,7 @@
 /** What every command receives: global options, output, logger and a lazily loaded config. */
 import type { Command } from '@commander-js/extra-typings';
+import { createDocker, type DockerClient } from '../adapters/docker.js';
+import { Kopia } from '../adapters/kopia.js';
 import { loadConfig } from '../config/load.js';
 import type { Config } from '../config/types.js';
 import { createLogger, parseLogLevel, type Logger } from './logger.js';
@@ -18,6 +20,15 @@ export interface Context {
   log: Logger;
   /** Loads (once) and validates the configuration; config warnings are logged on first load. */
   config(): Promise<Config>;
+  /**
+   * The Kopia adapter for the loaded config, built once per command (call after `config()`).
+   * @throws Error (a bug) when the config was not loaded first.
+   */
+  kopia(): Kopia;
+  /** The Docker adapter, built once per command; its connections are closed by close(). */
+  docker(): DockerClient;
+  /** Release what the adapters hold (idle Docker connections). Called by each command when done. */
+  close(): void;
 }
 
 export function createContext(global: GlobalOptions, jsonOverride?: boolean): Context {
@@ -31,6 +42,9 @@ export function createContext(global: GlobalOptions, jsonOverride?: boolean): Co
   const log = createLogger(cliLevel ?? 'info');
   const out = createOutput(jsonOverride ?? global.json ?? false);
   let cached: Promise<Config> | undefined;
+  let loaded: Config | undefined;
+  let kopia: Kopia | undefined;
+  let docker: DockerClient | undefined;
   return {
     global,
     out,
@@ -39,9 +53,22 @@ export function createContext(global: GlobalOptions, jsonOverride?: boolean): Co
       cached ??= loadConfig({ explicitPath: global.config }).then((cfg) => {
         if (cliLevel === undefined) log.level = cfg.logging.level;
         for (const w of cfg.warnings) log.warn(w);
+        loaded = cfg;
         return cfg;
       });
       return cached;
+    },
+    kopia() {
+      if (!loaded) throw new Error('bug: ctx.kopia() before ctx.config()');
+      kopia ??= new Kopia(loaded.kopia, { debug: (m) => log.debug(m) });
+      return kopia;
+    },
+    docker() {
+      docker ??= createDocker();
+      return docker;
+    },
+    close() {
+      docker?.close();
     },
   };
 }

@@ -3,19 +3,12 @@
  * (`<6>…`) so journald records the level when run under systemd.
  */
 import type { LogLevel } from '../config/types.js';
+import type { Logger } from '../core/log.js';
+
+export type { Logger };
 
 const ORDER: Record<LogLevel, number> = { debug: 10, info: 20, warning: 30, error: 40 };
 const PRIORITY: Record<LogLevel, number> = { debug: 7, info: 6, warning: 4, error: 3 };
-
-export interface Logger {
-  level: LogLevel;
-  /** Set by a live progress display so log lines are written around it, not through it. */
-  around?: ((write: () => void) => void) | undefined;
-  debug(msg: string): void;
-  info(msg: string): void;
-  warn(msg: string): void;
-  error(msg: string): void;
-}
 
 export function createLogger(level: LogLevel, stream: NodeJS.WriteStream = process.stderr): Logger {
   const tty = Boolean(stream.isTTY);

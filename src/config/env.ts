@@ -16,3 +16,13 @@ export function colorEnabled(stream: NodeJS.WriteStream): boolean {
 export function homeDir(): string | undefined {
   return envValue('HOME');
 }
+
+/** The environment children inherit (the process runner merges a call's own variables over it). */
+export function inheritedEnvironment(): NodeJS.ProcessEnv {
+  return process.env;
+}
+
+/** PATH, for resolving a command the way a child's exec would. */
+export function searchPath(): string | undefined {
+  return envValue('PATH');
+}

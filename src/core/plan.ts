@@ -3,6 +3,7 @@
  * `backup --dry-run` (printed) and the real run (executed), so what the dry-run shows is what happens.
  */
 import { formatBytes } from './bytes.js';
+import type { RetentionPolicy } from './retention.js';
 import type { ContainerInfo, MountInfo, Unit } from './model.js';
 import type { VolumeMode } from '../config/types.js';
 import { bindPath, recipePath, volumePath, type SnapshotType } from './sources.js';
@@ -152,6 +153,26 @@ export interface UnitPlan {
   warnings: string[];
 }
 
+/**
+ * The settings the run reads besides those the planner uses itself (mode, workers, excludes, stop
+ * timeout): fixed in the plan, so `--dry-run` shows exactly what the run will use.
+ */
+export interface RunSettings {
+  /** Tar mode: mtimes of the stream's members normalised (reproducible streams). */
+  tarDeterministicMtime: boolean;
+  /** Seconds a single Kopia or tar call may take; 0 = no wall-clock limit. */
+  taskTimeoutSec: number;
+  /** Seconds to wait for containers to be running (healthy, where they have a healthcheck) again. */
+  startTimeoutSec: number;
+  /** Kopia retention policy set on each unit's source roots (applied by Kopia after each snapshot). */
+  retention: RetentionPolicy;
+  /** Kopia compression algorithm set by the same policy. */
+  compression: string;
+  /** Commands run before stopping / after starting each unit (argv, never through a shell). */
+  preBackupHook: string[] | undefined;
+  postBackupHook: string[] | undefined;
+}
+
 export interface Plan {
   backupId: string;
   host: string;
@@ -159,6 +180,7 @@ export interface Plan {
   volumeMode: VolumeMode;
   parallelWorkers: number;
   excludePatterns: string[];
+  run: RunSettings;
   units: UnitPlan[];
 }
 
@@ -172,6 +194,7 @@ export interface PlanOptions {
   stopTimeout: number;
   dockerRootDir: string;
   repositoryPath: string;
+  run: RunSettings;
   /**
    * Every unit on the host (planned or not), to find other units' containers that write to this
    * unit's data or share its containers' namespaces. Default: the units being planned.
@@ -564,6 +587,7 @@ export function buildPlan(units: Unit[], opts: PlanOptions): Plan {
     volumeMode: opts.volumeMode,
     parallelWorkers: opts.parallelWorkers,
     excludePatterns: opts.excludePatterns,
+    run: opts.run,
     units: units.map((u) => planUnit(u, withHost)),
   };
 }

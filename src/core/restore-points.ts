@@ -3,6 +3,7 @@
  * come from Kopia's own startTime (UTC), never from "now". Complete means: the recipe is there, the
  * number of data snapshots its tag announces are there, and none of them is incomplete.
  */
+import { ExitCode, KopiDockaError, UsageError } from '../errors.js';
 
 /** The fields of a Kopia snapshot manifest this module needs (kept structural so it stays pure). */
 export interface SnapshotLike {
@@ -134,4 +135,55 @@ export function findPoint(points: RestorePoint[], unit: string, backupId: string
   const mine = points.filter((p) => p.unit === unit);
   if (backupId === 'latest') return mine.find((p) => p.complete);
   return mine.find((p) => p.backupId === backupId);
+}
+
+/** "restore points of U: id1, id2 (incomplete)" — the hint for an unknown backup_id. */
+export function knownPoints(points: RestorePoint[], unit: string): string {
+  const ids = points
+    .filter((p) => p.unit === unit)
+    .map((p) => `${p.backupId}${p.complete ? '' : ' (incomplete)'}`);
+  return ids.length ? `restore points of ${unit}: ${ids.join(', ')}` : `no restore points for ${unit}`;
+}
+
+/**
+ * The restore point asked for: `backupId` (default `latest`, the newest complete one) of `unit`.
+ *
+ * @throws UsageError (exit 2) for an unknown unit or backup_id, a unit found on several hosts, and an
+ *   incomplete point unless `allowIncomplete`; each names what exists.
+ */
+export function pickPoint(
+  points: RestorePoint[],
+  want: { unit: string; backupId?: string | undefined; allowIncomplete?: boolean | undefined },
+): RestorePoint {
+  const { unit } = want;
+  const units = [...new Set(points.map((p) => p.unit))];
+  if (!units.includes(unit)) {
+    throw new UsageError(
+      `unknown unit "${unit}" in the repository`,
+      `units with restore points: ${units.join(', ') || '(none)'}`,
+    );
+  }
+  // With --all-hosts one unit name may exist on several machines: never pick one of them silently.
+  const hosts = [...new Set(points.filter((p) => p.unit === unit).map((p) => p.host))];
+  if (hosts.length > 1) {
+    throw new UsageError(
+      `unit ${unit} has restore points from several hosts: ${hosts.join(', ')}`,
+      'pick one with --host H',
+    );
+  }
+  const id = want.backupId ?? 'latest';
+  const p = findPoint(points, unit, id);
+  if (!p) {
+    throw new UsageError(
+      id === 'latest' ? `${unit} has no complete restore point` : `unknown backup_id "${id}" for ${unit}`,
+      knownPoints(points, unit),
+    );
+  }
+  if (!p.complete && !want.allowIncomplete) {
+    throw new KopiDockaError(`restore point ${unit} ${p.backupId} is incomplete: ${p.problems.join('; ')}`, {
+      exitCode: ExitCode.USAGE,
+      hint: 'pick a complete one, or confirm with --allow-incomplete',
+    });
+  }
+  return p;
 }

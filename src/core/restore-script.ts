@@ -5,6 +5,8 @@
  * (xattrs, ACLs, hard links from the sidecar) and starts again what it stopped — also on failure.
  */
 
+import { dirname } from 'node:path';
+
 /** Single-quote for bash: the value can never be interpreted. */
 export function shq(s: string): string {
   return `'${s.replace(/'/g, `'\\''`)}'`;
@@ -246,4 +248,24 @@ export function renderRestoreScript(x: ScriptInput): string {
   L.push('echo "restored $TARGET from snapshot $SNAPSHOT"');
   L.push('');
   return `${L.join('\n')}\n`;
+}
+
+/**
+ * The shell command that puts a safety copy (a tar written by a restore script) back in place of what
+ * the restore wrote; to be run with the data's containers stopped. A volume's target is looked up at
+ * run time: its mountpoint may differ by then.
+ */
+export function putBackCommand(
+  d: { type: 'volume' | 'bind'; name: string; isFile: boolean; target: string },
+  copy: string,
+): string {
+  const flags = "--numeric-owner --xattrs --xattrs-include='*' --acls";
+  const target =
+    d.type === 'volume'
+      ? `"$(docker volume inspect --format '{{.Mountpoint}}' ${shq(d.name)})"`
+      : shq(d.target);
+  if (d.isFile) {
+    return `rm -f -- ${target} && tar -xpf ${shq(copy)} ${flags} -C ${shq(dirname(d.target))}`;
+  }
+  return `find ${target} -mindepth 1 -delete && tar -xpf ${shq(copy)} ${flags} -C ${target}`;
 }

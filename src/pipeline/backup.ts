@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { readFile, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { normalizeSource, tagsOf, type DesiredPolicy, type Kopia } from '../adapters/kopia.js';
-import type { Logger } from '../cli/logger.js';
+import type { Logger } from '../core/log.js';
 import type { Config } from '../config/types.js';
 import type { Unit } from '../core/model.js';
 import {
@@ -37,16 +37,20 @@ import {
   startContainers,
   stopContainers,
   type ContainerControl,
+  type StopOutcome,
+  type StopRecord,
 } from './containers.js';
 import { snapshotSource, tarReasons, type DataSnapshot } from './data.js';
 import { clearJournal, writeJournal } from './journal.js';
 import { writeFileAtomic } from '../fsutil.js';
 import type { RunRecord, UnitRecord } from './history.js';
 import { prepareRecipeDir, stageProjectFiles, writeInspects, writeManifest } from './recipe.js';
+import { RECIPE_MANIFEST_FORMAT } from '../core/recipe-manifest.js';
 import { walkTree } from './walk.js';
 
 export interface BackupDeps {
-  cfg: Config;
+  /** kopi-docka's state directory (journal, staging). */
+  stateDir: string;
   docker: ContainerControl & { imageDigests(imageId: string): Promise<string[]> };
   kopia: Kopia;
   log: Logger;
@@ -77,6 +81,15 @@ export function planFor(
     stopTimeout: cfg.backup.stopTimeout,
     dockerRootDir,
     repositoryPath: cfg.kopia.repositoryPath,
+    run: {
+      tarDeterministicMtime: cfg.backup.tarDeterministicMtime,
+      taskTimeoutSec: cfg.backup.taskTimeout,
+      startTimeoutSec: cfg.backup.startTimeout,
+      retention: retentionFlags(cfg.retention),
+      compression: cfg.kopia.compression,
+      preBackupHook: cfg.backup.preBackupHook,
+      postBackupHook: cfg.backup.postBackupHook,
+    },
   });
 }
 
@@ -183,20 +196,18 @@ async function runHook(
 }
 
 /** Policies first and before any stop: they cost Kopia round-trips, which must not add downtime. */
-async function ensureUnitPolicies(deps: BackupDeps, up: UnitPlan): Promise<void> {
-  const { cfg, kopia } = deps;
-  const id = (p: string) => sourceId(cfg.kopia.username, cfg.kopia.hostname, p);
-  const retention = retentionFlags(cfg.retention);
+async function ensureUnitPolicies(deps: BackupDeps, plan: Plan, up: UnitPlan): Promise<void> {
+  const id = (p: string) => sourceId(plan.user, plan.host, p);
   const items: { target: string; desired: DesiredPolicy }[] = unitPolicyRoots(up.unit).map((root) => ({
     target: id(root),
-    desired: { ...retention, compression: cfg.kopia.compression },
+    desired: { ...plan.run.retention, compression: plan.run.compression },
   }));
   // Kopia has no --ignore on snapshot create: excludes are an ignore policy on each direct source.
-  if (cfg.backup.volumeMode === 'direct') {
+  if (plan.volumeMode === 'direct') {
     for (const s of up.sources)
-      items.push({ target: id(s.kopiaPath), desired: { ignore: cfg.backup.excludePatterns } });
+      items.push({ target: id(s.kopiaPath), desired: { ignore: plan.excludePatterns } });
   }
-  await kopia.ensurePolicies(items);
+  await deps.kopia.ensurePolicies(items);
 }
 
 /** Where recipes are staged before their snapshot (one directory per unit, removed after it). */
@@ -221,9 +232,235 @@ export interface UnitRunContext {
   timestamp: string;
 }
 
-export async function backupUnit(x: UnitRunContext): Promise<UnitRecord> {
+/** The unit's containers stopped, and the one way to bring them back. */
+interface Down {
+  outcome: StopOutcome;
+  /**
+   * Start again exactly what was stopped (in the plan's start order), warn about anything something
+   * else started meanwhile, clear the unit's journal once all are back. Never throws; returns the
+   * containers that did not come back (`<container>: <why>`).
+   */
+  restart(): Promise<string[]>;
+  /** Seconds the unit was down (0.1 s resolution), once restarted; 0 when nothing was stopped. */
+  downtimeSec(): number;
+}
+
+/**
+ * Stop the unit's containers (journal first, so a crash leaves a way back) and return the handle that
+ * starts them again: stop and restart are one construct, and every caller's `finally` calls restart.
+ */
+async function stopUnit(x: UnitRunContext, rec: UnitRecord): Promise<Down> {
+  const { deps, plan, up } = x;
+  const { docker, log, stateDir } = deps;
+  if (up.stop.length > 0) {
+    await writeJournal(stateDir, {
+      pid: process.pid,
+      backupId: plan.backupId,
+      unit: up.unit,
+      stoppedAt: new Date().toISOString(),
+      containers: up.stop.map((s) => ({ id: s.id, name: s.container })),
+    });
+  }
+  const downStart = Date.now();
+  let downtimeSec = 0;
+  const outcome = await stopContainers(docker, up.stop, log);
+  for (const r of outcome.records) if (r.forceKilled) rec.warnings.push(forceKilledWarning(r));
+  return {
+    outcome,
+    downtimeSec: () => downtimeSec,
+    async restart() {
+      // Docker never restarts a container stopped through the API, but a supervisor or a person may:
+      // then the snapshot was taken while it ran.
+      for (const s of await runningAgain(docker, outcome.stopped)) {
+        const w = `${s.container}${s.otherUnit ? ` (unit ${s.otherUnit.unit})` : ''} was started again by something else while the data was being snapshotted (not by kopi-docka): the snapshot may not be consistent`;
+        log.warn(`${up.unit}: ${w}`);
+        rec.warnings.push(w);
+      }
+      const stoppedIds = new Set(outcome.stopped.map((s) => s.id));
+      const problems = await startContainers(
+        docker,
+        up.start.filter((s) => stoppedIds.has(s.id)),
+        { startTimeoutSec: plan.run.startTimeoutSec, log },
+      ).catch((err: unknown) => [`starting: ${errorMessage(err)}`]);
+      if (outcome.stopped.length > 0) downtimeSec = Math.round((Date.now() - downStart) / 100) / 10;
+      // A journal stays while something we stopped is not back: `recover` retries it.
+      if (problems.length === 0) await clearJournal(stateDir, up.unit);
+      return problems;
+    },
+  };
+}
+
+/** Everything before the stop: hook, policies, previous sizes, the staged recipe files. */
+interface Prepared {
+  previous: Map<string, SizeFacts>;
+  project: Awaited<ReturnType<typeof stageProjectFiles>>;
+  containers: Awaited<ReturnType<typeof writeInspects>>;
+}
+
+async function prepareUnit(x: UnitRunContext, recipeDir: string): Promise<Prepared> {
   const { deps, plan, up, unit, signal } = x;
-  const { cfg, kopia, log, docker } = deps;
+  const { kopia, log, docker } = deps;
+  await ensureUnitPolicies(deps, plan, up);
+  const source = (p: string) => sourceId(plan.user, plan.host, p);
+  const previous = await previousSizes(kopia, up.unit, up.sources, source, plan.backupId, signal).catch(
+    (err: unknown) => {
+      log.warn(`${up.unit}: cannot read the previous snapshot sizes to compare: ${errorMessage(err)}`);
+      return new Map<string, SizeFacts>();
+    },
+  );
+  await prepareRecipeDir(recipeDir);
+  const project = await stageProjectFiles(recipeDir, up);
+  const digests = new Map<string, string[]>();
+  for (const c of unit.containers) {
+    if (!digests.has(c.imageId)) digests.set(c.imageId, await docker.imageDigests(c.imageId).catch(() => []));
+  }
+  const containers = await writeInspects(recipeDir, unit.containers, digests);
+  return { previous, project, containers };
+}
+
+/** The unit's data sources snapshotted (while its containers are down); failures recorded in `rec`. */
+async function snapshotData(
+  x: UnitRunContext,
+  rec: UnitRecord,
+  recipeDir: string,
+  previous: Map<string, SizeFacts>,
+  fail: (msg: string) => void,
+): Promise<DataSnapshot[]> {
+  const { deps, plan, up, signal } = x;
+  const { kopia, log } = deps;
+  const snapshots: DataSnapshot[] = [];
+  const results = await mapSettled(up.sources, plan.parallelWorkers, async (s) => {
+    log.info(`${up.unit}: snapshotting ${s.type} ${s.name}`);
+    await assertNotEmptiedByStop(s);
+    return snapshotSource(s, {
+      kopia,
+      mode: plan.volumeMode,
+      excludePatterns: plan.excludePatterns,
+      tarDeterministicMtime: plan.run.tarDeterministicMtime,
+      sourceId: (p) => sourceId(plan.user, plan.host, p),
+      tags: (src) => dataTags(x, src),
+      recipeDir,
+      timeoutMs: plan.run.taskTimeoutSec * 1000,
+      signal,
+      onProgress: deps.progress
+        ? (src, line) => deps.progress?.update(`${up.unit} ${src.name}`, line)
+        : undefined,
+    }).finally(() => deps.progress?.done(`${up.unit} ${s.name}`));
+  });
+  for (const [i, r] of results.entries()) {
+    if (r.status === 'fulfilled') {
+      snapshots.push(r.value);
+      rec.snapshots.push({ type: r.value.type, name: r.value.name, id: r.value.snapshotId });
+      rec.bytes += r.value.sizeBytes;
+      const shrank = shrinkWarning(`${r.value.type} ${r.value.name}`, previous.get(r.value.key), {
+        sizeBytes: r.value.sizeBytes,
+        files: r.value.files,
+        format: r.value.format,
+      });
+      if (shrank !== undefined) {
+        log.warn(`${up.unit}: ${shrank}`);
+        rec.warnings.push(shrank);
+      }
+    } else {
+      // The hint says what to do (e.g. free space on the repository's filesystem): keep it.
+      const hint = r.reason instanceof KopiDockaError && r.reason.hint ? ` (${r.reason.hint})` : '';
+      fail(
+        `${up.sources[i]?.type ?? 'source'} ${up.sources[i]?.name ?? ''}: ${errorMessage(r.reason)}${hint}`,
+      );
+    }
+  }
+  return snapshots;
+}
+
+/** The tags every snapshot of the unit in this run carries. */
+function baseTagFields(x: UnitRunContext, type: SnapshotType) {
+  return { unit: x.up.unit, backup_id: x.plan.backupId, type, timestamp: x.timestamp, host: x.plan.host };
+}
+
+function baseTags(x: UnitRunContext, type: SnapshotType): Record<string, string> {
+  return tagsToRecord(baseTagFields(x, type));
+}
+
+function dataTags(x: UnitRunContext, s: PlannedSource): Record<string, string> {
+  return tagsToRecord({
+    ...baseTagFields(x, s.type),
+    ...(s.type === 'volume' ? { volume: s.name } : { bind_source: s.hostPath }),
+    ...(s.sizeBytes === undefined ? {} : { size_bytes: String(s.sizeBytes) }),
+    format: x.plan.volumeMode === 'tar' ? 'tar' : 'dir',
+  });
+}
+
+/** The manifest written, then the recipe snapshot that makes the restore point complete. */
+async function snapshotRecipe(
+  x: UnitRunContext,
+  rec: UnitRecord,
+  recipeDir: string,
+  prepared: Prepared,
+  snapshots: DataSnapshot[],
+  stops: StopRecord[],
+): Promise<void> {
+  const { deps, plan, up, signal } = x;
+  for (const s of snapshots) {
+    if (s.sidecar) for (const n of s.sidecar.notes) rec.warnings.push(`${s.name}: ${n}`);
+    for (const n of s.notes ?? []) rec.warnings.push(`${s.name}: ${n}`);
+  }
+  const forceKilled = stops.filter((r) => r.forceKilled);
+  await writeManifest(recipeDir, {
+    format: RECIPE_MANIFEST_FORMAT,
+    tool: { name: 'kopi-docka', version: VERSION },
+    unit: up.unit,
+    kind: up.kind,
+    backupId: plan.backupId,
+    host: plan.host,
+    user: plan.user,
+    createdAt: x.timestamp,
+    volumeMode: plan.volumeMode,
+    compose: {
+      workingDir: up.recipe.workingDir,
+      configFiles: up.recipe.composeFiles,
+      files: prepared.project.files,
+      missing: up.recipe.missingFiles,
+      referencedFiles: up.recipe.referencedFiles,
+      environmentFiles: up.recipe.environmentFiles,
+    },
+    containers: prepared.containers,
+    snapshots,
+    coverage: [...up.coverage, ...prepared.project.skipped],
+    warnings: rec.warnings,
+    stops,
+    forceKilled: forceKilled.map((r) => r.container),
+    volumes: up.sources
+      .filter((s) => s.type === 'volume' && (s.anonymous === true || s.device !== undefined))
+      .map((s) => ({
+        name: s.name,
+        anonymous: s.anonymous === true,
+        ...(s.device === undefined ? {} : { device: s.device }),
+        usedBy: s.usedBy,
+      })),
+    uncaptured: up.uncaptured,
+  });
+  const recipe = await deps.kopia.snapshotCreate(recipeDir, {
+    source: sourceId(plan.user, plan.host, up.recipe.kopiaPath),
+    // The count lets `restore --list` judge completeness without reading every manifest.
+    tags: {
+      ...baseTags(x, 'recipe'),
+      data_snapshots: String(snapshots.length),
+      // Seen in `snapshot list` without reading the manifest: the data was not shut down cleanly.
+      ...(forceKilled.length > 0 ? { force_killed: forceKilled.map((r) => r.container).join(',') } : {}),
+    },
+    timeoutMs: plan.run.taskTimeoutSec * 1000,
+    signal,
+  });
+  if (recipe.incomplete) throw new KopiDockaError(`recipe snapshot is incomplete (${recipe.incomplete})`);
+  rec.snapshots.push({ type: 'recipe', name: up.unit, id: recipe.id });
+}
+
+/**
+ * One unit: prepare (hook, policies, recipe files) → stop → snapshot the data → start again (always)
+ * → recipe snapshot → post hook. Never throws: what went wrong is in the record (status `failed`).
+ */
+export async function backupUnit(x: UnitRunContext): Promise<UnitRecord> {
+  const { deps, plan, up, signal } = x;
   const rec: UnitRecord = {
     unit: up.unit,
     status: 'ok',
@@ -238,130 +475,35 @@ export async function backupUnit(x: UnitRunContext): Promise<UnitRecord> {
   };
   // Data the unit uses that a cold backup cannot read: the rest is backed up, the unit never says ok.
   for (const u of up.uncaptured) fail(`${u.message} (${u.hint})`);
-  const source = (p: string) => sourceId(cfg.kopia.username, cfg.kopia.hostname, p);
-  const baseTags = (type: SnapshotType) => ({
-    unit: up.unit,
-    backup_id: plan.backupId,
-    type,
-    timestamp: x.timestamp,
-    host: cfg.kopia.hostname,
-  });
-  const tagsFor = (s: PlannedSource) =>
-    tagsToRecord({
-      ...baseTags(s.type),
-      type: s.type,
-      ...(s.type === 'volume' ? { volume: s.name } : { bind_source: s.hostPath }),
-      ...(s.sizeBytes === undefined ? {} : { size_bytes: String(s.sizeBytes) }),
-      format: cfg.backup.volumeMode === 'tar' ? 'tar' : 'dir',
-    });
 
   try {
-    await runHook(cfg.backup.preBackupHook, 'pre-backup', up.unit, plan.backupId, signal);
+    await runHook(plan.run.preBackupHook, 'pre-backup', up.unit, plan.backupId, signal);
   } catch (err) {
     fail(`skipped before stopping anything: ${errorMessage(err)}`);
     return rec;
   }
 
-  const recipeDir = join(stagingRoot(cfg.stateDir), escapeSegment(up.unit));
-  const snapshots: DataSnapshot[] = [];
+  const recipeDir = join(stagingRoot(deps.stateDir), escapeSegment(up.unit));
   try {
-    await ensureUnitPolicies(deps, up);
-    const previous = await previousSizes(kopia, up.unit, up.sources, source, plan.backupId, signal).catch(
-      (err: unknown) => {
-        log.warn(`${up.unit}: cannot read the previous snapshot sizes to compare: ${errorMessage(err)}`);
-        return new Map<string, SizeFacts>();
-      },
-    );
-    await prepareRecipeDir(recipeDir);
-    const project = await stageProjectFiles(recipeDir, up);
-    const digests = new Map<string, string[]>();
-    for (const c of unit.containers) {
-      if (!digests.has(c.imageId))
-        digests.set(c.imageId, await docker.imageDigests(c.imageId).catch(() => []));
-    }
-    const containers = await writeInspects(recipeDir, unit.containers, digests);
-
+    const prepared = await prepareUnit(x, recipeDir);
     if (signal.aborted) {
       fail(`interrupted by ${String(signal.reason)} before anything was stopped`);
       return rec;
     }
-    if (up.stop.length > 0) {
-      await writeJournal(cfg.stateDir, {
-        pid: process.pid,
-        backupId: plan.backupId,
-        unit: up.unit,
-        stoppedAt: new Date().toISOString(),
-        containers: up.stop.map((s) => ({ id: s.id, name: s.container })),
-      });
-    }
-    const downStart = Date.now();
-    const stopped = await stopContainers(docker, up.stop, log);
-    for (const r of stopped.records) if (r.forceKilled) rec.warnings.push(forceKilledWarning(r));
-    let startProblems: string[] = [];
+    const down = await stopUnit(x, rec);
+    let snapshots: DataSnapshot[] = [];
+    let startProblems: string[];
     try {
-      if (stopped.error) throw stopped.error;
-      const results = await mapSettled(up.sources, cfg.backup.parallelWorkers, async (s) => {
-        log.info(`${up.unit}: snapshotting ${s.type} ${s.name}`);
-        await assertNotEmptiedByStop(s);
-        return snapshotSource(s, {
-          kopia,
-          mode: cfg.backup.volumeMode,
-          excludePatterns: cfg.backup.excludePatterns,
-          tarDeterministicMtime: cfg.backup.tarDeterministicMtime,
-          sourceId: source,
-          tags: tagsFor,
-          recipeDir,
-          timeoutMs: cfg.backup.taskTimeout * 1000,
-          signal,
-          onProgress: deps.progress
-            ? (src, line) => deps.progress?.update(`${up.unit} ${src.name}`, line)
-            : undefined,
-        }).finally(() => deps.progress?.done(`${up.unit} ${s.name}`));
-      });
-      for (const [i, r] of results.entries()) {
-        if (r.status === 'fulfilled') {
-          snapshots.push(r.value);
-          rec.snapshots.push({ type: r.value.type, name: r.value.name, id: r.value.snapshotId });
-          rec.bytes += r.value.sizeBytes;
-          const shrank = shrinkWarning(`${r.value.type} ${r.value.name}`, previous.get(r.value.key), {
-            sizeBytes: r.value.sizeBytes,
-            files: r.value.files,
-            format: r.value.format,
-          });
-          if (shrank !== undefined) {
-            log.warn(`${up.unit}: ${shrank}`);
-            rec.warnings.push(shrank);
-          }
-        } else {
-          // The hint says what to do (e.g. free space on the repository's filesystem): keep it.
-          const hint = r.reason instanceof KopiDockaError && r.reason.hint ? ` (${r.reason.hint})` : '';
-          fail(
-            `${up.sources[i]?.type ?? 'source'} ${up.sources[i]?.name ?? ''}: ${errorMessage(r.reason)}${hint}`,
-          );
-        }
-      }
+      if (down.outcome.error) throw down.outcome.error;
+      snapshots = await snapshotData(x, rec, recipeDir, prepared.previous, fail);
     } finally {
-      // Docker never restarts a container stopped through the API, but a supervisor or a person may:
-      // then the snapshot was taken while it ran.
-      for (const s of await runningAgain(docker, stopped.stopped)) {
-        const w = `${s.container}${s.otherUnit ? ` (unit ${s.otherUnit.unit})` : ''} was started again by something else while the data was being snapshotted (not by kopi-docka): the snapshot may not be consistent`;
-        log.warn(`${up.unit}: ${w}`);
-        rec.warnings.push(w);
-      }
-      const stoppedIds = new Set(stopped.stopped.map((s) => s.id));
-      startProblems = await startContainers(
-        docker,
-        up.start.filter((s) => stoppedIds.has(s.id)),
-        { startTimeoutSec: cfg.backup.startTimeout, log },
-      );
-      if (stopped.stopped.length > 0) rec.downtimeSec = Math.round((Date.now() - downStart) / 100) / 10;
-      // A journal stays while something we stopped is not back: `recover` retries it.
-      if (startProblems.length === 0) await clearJournal(cfg.stateDir, up.unit);
+      startProblems = await down.restart();
+      rec.downtimeSec = down.downtimeSec();
     }
     for (const p of startProblems) fail(`not back in service after the backup: ${p}`);
     if (signal.aborted) {
       // No recipe: what was snapshotted before the signal is not a restore point.
-      const back = stopped.stopped.length > 0 && startProblems.length === 0;
+      const back = down.outcome.stopped.length > 0 && startProblems.length === 0;
       fail(`interrupted by ${String(signal.reason)}${back ? '; its containers were started again' : ''}`);
       return rec;
     }
@@ -369,61 +511,8 @@ export async function backupUnit(x: UnitRunContext): Promise<UnitRecord> {
       // No recipe: the restore point stays incomplete, so it is never mistaken for a good one.
       return rec;
     }
-
-    for (const s of snapshots) {
-      if (s.sidecar) for (const n of s.sidecar.notes) rec.warnings.push(`${s.name}: ${n}`);
-      for (const n of s.notes ?? []) rec.warnings.push(`${s.name}: ${n}`);
-    }
-    const forceKilled = stopped.records.filter((r) => r.forceKilled);
-    await writeManifest(recipeDir, {
-      format: 1,
-      tool: { name: 'kopi-docka', version: VERSION },
-      unit: up.unit,
-      kind: up.kind,
-      backupId: plan.backupId,
-      host: cfg.kopia.hostname,
-      user: cfg.kopia.username,
-      createdAt: x.timestamp,
-      volumeMode: cfg.backup.volumeMode,
-      compose: {
-        workingDir: up.recipe.workingDir,
-        configFiles: up.recipe.composeFiles,
-        files: project.files,
-        missing: up.recipe.missingFiles,
-        referencedFiles: up.recipe.referencedFiles,
-        environmentFiles: up.recipe.environmentFiles,
-      },
-      containers,
-      snapshots,
-      coverage: [...up.coverage, ...project.skipped],
-      warnings: rec.warnings,
-      stops: stopped.records,
-      forceKilled: forceKilled.map((r) => r.container),
-      volumes: up.sources
-        .filter((s) => s.type === 'volume' && (s.anonymous === true || s.device !== undefined))
-        .map((s) => ({
-          name: s.name,
-          anonymous: s.anonymous === true,
-          ...(s.device === undefined ? {} : { device: s.device }),
-          usedBy: s.usedBy,
-        })),
-      uncaptured: up.uncaptured,
-    });
-    const recipe = await kopia.snapshotCreate(recipeDir, {
-      source: source(up.recipe.kopiaPath),
-      // The count lets `restore --list` judge completeness without reading every manifest.
-      tags: {
-        ...tagsToRecord(baseTags('recipe')),
-        data_snapshots: String(snapshots.length),
-        // Seen in `snapshot list` without reading the manifest: the data was not shut down cleanly.
-        ...(forceKilled.length > 0 ? { force_killed: forceKilled.map((r) => r.container).join(',') } : {}),
-      },
-      timeoutMs: cfg.backup.taskTimeout * 1000,
-      signal,
-    });
-    if (recipe.incomplete) throw new KopiDockaError(`recipe snapshot is incomplete (${recipe.incomplete})`);
-    rec.snapshots.push({ type: 'recipe', name: up.unit, id: recipe.id });
-    await runHook(cfg.backup.postBackupHook, 'post-backup', up.unit, plan.backupId, signal).catch(
+    await snapshotRecipe(x, rec, recipeDir, prepared, snapshots, down.outcome.records);
+    await runHook(plan.run.postBackupHook, 'post-backup', up.unit, plan.backupId, signal).catch(
       (err: unknown) => fail(errorMessage(err)),
     );
   } catch (err) {

@@ -3,9 +3,12 @@
  * can always start exactly those again; start never gives up on the remaining containers because one
  * failed, so nothing that was running is left stopped by us.
  */
-import type { Logger } from '../cli/logger.js';
+import type { Logger } from '../core/log.js';
 import type { StartStep, StopStep } from '../core/plan.js';
 import { KopiDockaError, errorMessage } from '../errors.js';
+import type { StopRecord } from '../core/recipe-manifest.js';
+
+export type { StopRecord };
 
 /** The part of the Docker adapter this module needs (kept narrow so tests can see what is used). */
 export interface ContainerControl {
@@ -52,25 +55,6 @@ export async function waitCompleted(docker: ContainerControl, id: string, timeou
     }
     await new Promise((r) => setTimeout(r, COMPLETED_POLL_MS));
   }
-}
-
-/** How one container's stop went (kept in the run's warnings and the restore point's manifest). */
-export interface StopRecord {
-  container: string;
-  id: string;
-  /** Set for a container of another unit stopped for this unit's snapshot. */
-  otherUnit?: string | undefined;
-  /** The stop timeout given to Docker (seconds). */
-  timeoutSec: number;
-  /** How long the stop took (seconds, 0.1 s resolution). */
-  seconds: number;
-  /** State.ExitCode after the stop; undefined when it could not be read or it was not running. */
-  exitCode?: number | undefined;
-  /**
-   * It did not exit on its stop signal and Docker SIGKILLed it (exit code 137): the data was written
-   * by an application that did not shut down cleanly.
-   */
-  forceKilled: boolean;
 }
 
 export interface StopOutcome {

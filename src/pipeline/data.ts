@@ -7,40 +7,15 @@ import { createWriteStream } from 'node:fs';
 import { mkdir, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { KopiaError, type Kopia, type SnapshotManifest } from '../adapters/kopia.js';
-import { lastLines, pipeline, run, which } from '../adapters/process.js';
+import { lastLines, run, which } from '../adapters/process.js';
 import type { VolumeMode } from '../config/types.js';
 import type { PlannedSource } from '../core/plan.js';
 import { escapeSegment } from '../core/sources.js';
 import { KopiDockaError, errorMessage } from '../errors.js';
 import { walkTree, type TreeStats } from './walk.js';
+import type { DataSnapshot, SidecarInfo } from '../core/recipe-manifest.js';
 
-export interface SidecarInfo {
-  /** Directory inside the recipe holding the sidecar files. */
-  dir: string;
-  xattrs: boolean;
-  acls: boolean;
-  hardLinkGroups: number;
-  notes: string[];
-}
-
-export interface DataSnapshot {
-  key: string;
-  type: PlannedSource['type'];
-  name: string;
-  hostPath: string;
-  kopiaPath: string;
-  snapshotId: string;
-  format: 'dir' | 'tar';
-  /** For tar snapshots: the single file inside the snapshot holding the stream. */
-  streamName?: string;
-  isFile: boolean;
-  sizeBytes: number;
-  files: number;
-  usedBy: PlannedSource['usedBy'];
-  sidecar?: SidecarInfo;
-  /** What the run must tell about this source (e.g. why it was stored as a tar stream in direct mode). */
-  notes?: string[];
-}
+export type { DataSnapshot, SidecarInfo };
 
 export interface DataContext {
   kopia: Kopia;
@@ -231,27 +206,22 @@ export async function snapshotSource(src: PlannedSource, ctx: DataContext): Prom
   const streamName = streamNameFor(src);
   // The format tag says how to read the snapshot back (single-path restore relies on it): a direct-mode
   // source stored as a stream above is a tar snapshot too.
-  const { argv, env } = ctx.kopia.snapshotCreateStdinArgv(streamName, {
-    source,
-    tags: { ...tags, format: 'tar' },
-  });
-  const res = await pipeline(
+  const res = await ctx.kopia.snapshotCreateFromStream(
     tarArgv(src.hostPath, isFile, ctx.excludePatterns, ctx.tarDeterministicMtime),
-    argv,
-    { timeoutMs: ctx.timeoutMs, signal: ctx.signal },
-    { env, timeoutMs: ctx.timeoutMs, signal: ctx.signal },
+    streamName,
+    { source, tags: { ...tags, format: 'tar' }, timeoutMs: ctx.timeoutMs, signal: ctx.signal },
   );
   let manifest: SnapshotManifest | undefined;
   let parseError: unknown;
   try {
-    manifest = ctx.kopia.parseSnapshotCreateOutput(res.consumer);
+    manifest = ctx.kopia.parseSnapshotCreateOutput(res.kopia);
   } catch (err) {
     parseError = err;
   }
-  if (res.consumerFailedFirst && !res.producer.timedOut && !res.producer.aborted) {
+  if (res.kopiaFailedFirst && !res.producer.timedOut && !res.producer.aborted) {
     // Kopia gave up mid-stream (repository full or gone) and tar was stopped because of it: name the
     // cause, not tar's SIGTERM.
-    throw ctx.kopia.stdinSnapshotFailure(res.consumer, src.hostPath);
+    throw ctx.kopia.stdinSnapshotFailure(res.kopia, src.hostPath);
   }
   if (res.producer.code !== 0) {
     // Kopia happily stores a truncated stream: it must never count as a restore point.

@@ -26,6 +26,18 @@ export interface RunRecord {
   units: UnitRecord[];
 }
 
+/** Enough of a run record to be listed and to order backup ids; anything else in the file is skipped. */
+function isRunRecord(v: unknown): v is RunRecord {
+  const r = v as Partial<RunRecord> | null;
+  return (
+    typeof r === 'object' &&
+    r !== null &&
+    typeof r.backupId === 'string' &&
+    typeof r.startedAt === 'string' &&
+    Array.isArray(r.units)
+  );
+}
+
 export function historyFile(baseDir: string): string {
   return join(baseDir, 'history.jsonl');
 }
@@ -47,7 +59,8 @@ export async function readRuns(baseDir: string): Promise<RunRecord[]> {
   for (const line of text.split('\n')) {
     if (!line.trim()) continue;
     try {
-      runs.push(JSON.parse(line) as RunRecord);
+      const rec = JSON.parse(line) as unknown;
+      if (isRunRecord(rec)) runs.push(rec);
     } catch {
       /* a torn last line from a crash is skipped, not fatal */
     }

@@ -8,16 +8,22 @@
  */
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { z } from 'zod';
+import { KopiDockaError } from '../errors.js';
 import { writeFileAtomic } from '../fsutil.js';
 
-export interface JournalEntry {
-  pid: number;
-  backupId: string;
-  unit: string;
-  stoppedAt: string;
+const journalEntry = z.object({
+  pid: z.number(),
+  backupId: z.string(),
+  unit: z.string(),
+  stoppedAt: z.string(),
   /** Containers this run stopped (only these are ever started again). */
-  containers: { id: string; name: string }[];
-}
+  containers: z.array(z.object({ id: z.string(), name: z.string() })),
+});
+/** The current format, or a single entry (the first format). */
+const journalFile = z.union([z.object({ entries: z.array(journalEntry) }), journalEntry]);
+
+export type JournalEntry = z.infer<typeof journalEntry>;
 
 interface JournalFile {
   entries: JournalEntry[];
@@ -36,10 +42,20 @@ export async function readJournalEntries(stateDir: string): Promise<JournalEntry
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
     throw err;
   }
-  const data = JSON.parse(text) as Partial<JournalFile> & Partial<JournalEntry>;
-  if (Array.isArray(data.entries)) return data.entries;
-  // A single entry (the first format).
-  return Array.isArray(data.containers) ? [data as JournalEntry] : [];
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    parsed = undefined;
+  }
+  const r = journalFile.safeParse(parsed);
+  if (!r.success) {
+    // It names containers a dead run may have left stopped: never silently ignored, never guessed at.
+    throw new KopiDockaError(`the stop journal ${journalPath(stateDir)} is damaged and cannot be read`, {
+      hint: 'check `docker ps -a` for containers left stopped and start them, then remove the file',
+    });
+  }
+  return 'entries' in r.data ? r.data.entries : [r.data];
 }
 
 /**

@@ -6,86 +6,17 @@
  */
 import { copyFile, lstat, mkdir, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, isAbsolute, join, relative } from 'node:path';
-import type { ContainerInfo, Unit } from '../core/model.js';
-import type { CoverageEntry, SourceUse, UncapturedSource, UnitPlan } from '../core/plan.js';
+import type { ContainerInfo } from '../core/model.js';
+import type { CoverageEntry, UnitPlan } from '../core/plan.js';
 import { redactInspect, redactedEnvNames } from '../core/redact.js';
 import { escapeSegment } from '../core/sources.js';
-import type { StopRecord } from './containers.js';
-import type { DataSnapshot } from './data.js';
+import type { RecipeFile, RecipeManifest } from '../core/recipe-manifest.js';
+
+export type { RecipeFile, RecipeManifest };
 
 /** Project files larger than this are data, not recipe. */
 const MAX_PROJECT_FILE = 10 * 1024 * 1024;
 const MAX_PROJECT_FILES = 500;
-
-export interface RecipeFile {
-  /** Absolute path on the backed-up host. */
-  hostPath: string;
-  /** Path inside the recipe snapshot. */
-  stored: string;
-}
-
-export interface RecipeManifest {
-  format: 1;
-  tool: { name: 'kopi-docka'; version: string };
-  unit: string;
-  kind: Unit['kind'];
-  backupId: string;
-  host: string;
-  user: string;
-  createdAt: string;
-  volumeMode: string;
-  compose: {
-    workingDir: string | undefined;
-    configFiles: string[];
-    files: RecipeFile[];
-    missing: string[];
-    /**
-     * Host paths of the other files the Compose files name (included Compose files, env files); each
-     * is in `files` unless it was too large. Absent in recipes written before this field existed.
-     */
-    referencedFiles?: string[];
-    /** Host paths of the project's `--env-file`s (v2); absent in older recipes. */
-    environmentFiles?: string[];
-  };
-  containers: {
-    name: string;
-    id: string;
-    service: string | undefined;
-    image: string;
-    imageId: string;
-    imageDigests: string[];
-    state: string;
-    wasRunning: boolean;
-    inspectFile: string;
-    redactedEnv: string[];
-    mounts: {
-      kind: string;
-      name: string | undefined;
-      source: string;
-      destination: string;
-      readOnly: boolean;
-    }[];
-  }[];
-  /** Every data snapshot this restore point must contain. */
-  snapshots: DataSnapshot[];
-  coverage: CoverageEntry[];
-  warnings: string[];
-  /** How each container's stop went, in stop order (absent in recipes written before this field). */
-  stops?: StopRecord[];
-  /**
-   * Containers Docker had to SIGKILL at the stop timeout: this restore point holds the data of an
-   * application that did not shut down cleanly. Empty when every stop was clean; absent in older recipes.
-   */
-  forceKilled?: string[];
-  /**
-   * Volumes a restore must treat specially (absent in older recipes): `anonymous` ones, which
-   * `compose up` does not reattach, and bind-type ones (driver_opts type none, o bind), whose data is
-   * the host directory `device` rather than the volume's Mountpoint.
-   */
-  volumes?: { name: string; anonymous: boolean; device?: string; usedBy: SourceUse[] }[];
-  /** Data the unit used that this restore point does not hold (the unit was reported failed). */
-  uncaptured?: UncapturedSource[];
-}
 
 function storedPathFor(hostPath: string, workingDir: string | undefined): string {
   if (workingDir) {

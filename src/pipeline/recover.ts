@@ -3,7 +3,7 @@
  * clear it. Containers that are already running are left alone. What could not be started stays in the
  * journal, so `kopi-docka recover` can retry it.
  */
-import type { Logger } from '../cli/logger.js';
+import type { Logger } from '../core/log.js';
 import { errorMessage, KopiDockaError } from '../errors.js';
 import { readJournalEntries, replaceJournal, type JournalEntry } from './journal.js';
 

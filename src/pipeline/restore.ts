@@ -5,14 +5,18 @@
  */
 import { chmod, copyFile, mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
-import { basename, dirname, isAbsolute, join, relative } from 'node:path';
+import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import type { Kopia } from '../adapters/kopia.js';
 import { run } from '../adapters/process.js';
+import type { Logger } from '../core/log.js';
+import { groupRestorePoints } from '../core/restore-points.js';
+import { hardLinkGroupsSchema, parseRecipeManifest } from '../core/recipe-manifest.js';
+import { acquireLock } from './lock.js';
 import type { Config } from '../config/types.js';
 import { renderRestoreScript, type ScriptInput } from '../core/restore-script.js';
 import type { PointSnapshot, RestorePoint } from '../core/restore-points.js';
 import { escapeSegment } from '../core/sources.js';
-import { KopiDockaError, UsageError } from '../errors.js';
+import { ExitCode, KopiDockaError, UsageError } from '../errors.js';
 import type { DataSnapshot } from './data.js';
 import type { RecipeManifest } from './recipe.js';
 
@@ -59,7 +63,8 @@ async function isNonEmpty(path: string): Promise<boolean> {
 
 async function holdsRecipeOf(recipeDir: string, point: RestorePoint): Promise<boolean> {
   try {
-    const m = JSON.parse(await readFile(join(recipeDir, 'manifest.json'), 'utf8')) as Partial<RecipeManifest>;
+    const file = join(recipeDir, 'manifest.json');
+    const m = parseRecipeManifest(await readFile(file, 'utf8'), file);
     return m.unit === point.unit && m.backupId === point.backupId && m.host === point.host;
   } catch {
     return false;
@@ -87,7 +92,10 @@ export async function restoreRecipe(
   }
   await mkdir(recipeDir, { recursive: true, mode: 0o700 });
   await kopia.restore(point.recipe.id, recipeDir);
-  const manifest = JSON.parse(await readFile(join(recipeDir, 'manifest.json'), 'utf8')) as RecipeManifest;
+  const manifest = parseRecipeManifest(
+    await readFile(join(recipeDir, 'manifest.json'), 'utf8'),
+    `manifest.json of the recipe snapshot ${point.recipe.id} (${point.unit} ${point.backupId})`,
+  );
   const projectDir = join(workDir, manifest.unit);
   const composeFiles: string[] = [];
   const envFiles = manifest.compose.environmentFiles ?? [];
@@ -189,9 +197,6 @@ export async function writeRestoreScripts(
       );
     }
     const { target, note } = targetFor(entry, r);
-    const kopiaEnv = kopia.env();
-    const env: Record<string, string> = {};
-    for (const [k, v] of Object.entries(kopiaEnv)) if (v !== undefined && k !== 'KOPIA_PASSWORD') env[k] = v;
     const short = entry.type === 'volume' ? composeShortName(r.manifest, entry.name) : undefined;
     const input: ScriptInput = {
       unit: point.unit,
@@ -206,7 +211,7 @@ export async function writeRestoreScripts(
       // Sparse files stay sparse: without it a 1 GiB image holding 8 KiB comes back as 1 GiB on disk.
       kopiaRestore: (s, t) => kopia.argv(['snapshot', 'restore'], ['--write-sparse-files'], [s, t]),
       kopiaShow: (o) => kopia.argv(['show'], [], [o]),
-      kopiaEnv: env,
+      kopiaEnv: kopia.scriptEnvironment(false),
       passwordFile: cfg.kopia.passwordFile,
       safetyFile: join(
         r.workDir,
@@ -233,34 +238,37 @@ export async function writeRestoreScripts(
 
 async function readHardLinks(dir: string): Promise<string[][]> {
   try {
-    return JSON.parse(await readFile(join(dir, 'hardlinks.json'), 'utf8')) as string[][];
+    return hardLinkGroupsSchema.parse(JSON.parse(await readFile(join(dir, 'hardlinks.json'), 'utf8')));
   } catch {
     return [];
   }
 }
 
-/** The directory a restore script will write into right now (a volume's mountpoint, if it exists). */
-export async function currentTarget(d: DataRestore): Promise<string | undefined> {
-  if (d.entry.type === 'bind') return d.target;
-  const res = await run(['docker', 'volume', 'inspect', '--format', '{{.Mountpoint}}', d.entry.name], {
-    timeoutMs: 30_000,
-  });
-  return res.code === 0 ? res.stdout.trim() : undefined;
+/** The part of the Docker adapter a restore needs (narrow, so tests see what is used). */
+export interface RestoreDocker {
+  inspectVolume(name: string): Promise<{ mountpoint: string }>;
 }
 
-export async function targetHasData(d: DataRestore): Promise<boolean> {
-  const t = await currentTarget(d);
+/** The directory a restore script will write into right now (a volume's mountpoint, if it exists). */
+export async function currentTarget(docker: RestoreDocker, d: DataRestore): Promise<string | undefined> {
+  if (d.entry.type === 'bind') return d.target;
+  // A volume that does not exist yet is created by the script: nothing is there to replace.
+  return (await docker.inspectVolume(d.entry.name).catch(() => undefined))?.mountpoint;
+}
+
+export async function targetHasData(docker: RestoreDocker, d: DataRestore): Promise<boolean> {
+  const t = await currentTarget(docker, d);
   return t !== undefined && (await isNonEmpty(t));
 }
 
 /** Run one restore script (the same file a person would run), password only in its environment. */
 export async function executeScript(
   d: DataRestore,
-  password: string,
+  kopia: Kopia,
   onLine: (line: string) => void,
 ): Promise<{ safetyCopy: string | undefined }> {
   const res = await run(['bash', d.scriptPath], {
-    env: { KOPIA_PASSWORD: password },
+    env: kopia.scriptEnvironment(true),
     onStderrLine: onLine,
     maxStdoutBytes: 1024 * 1024,
   });
@@ -280,3 +288,182 @@ export async function executeScript(
 }
 
 const SAFETY_LINE = 'safety copy: ';
+
+/**
+ * Every restore point of `host` (all hosts when undefined), all units: one `kopia snapshot list --all`.
+ */
+export async function loadRestorePoints(kopia: Kopia, host: string | undefined): Promise<RestorePoint[]> {
+  return groupRestorePoints(await kopia.snapshotList({ all: true }), { host });
+}
+
+/**
+ * Assert the repository is connected before a restore reads from it.
+ *
+ * @throws DependencyError when kopia is missing or too old; KopiDockaError (exit 5) when not connected.
+ */
+export async function assertConnected(kopia: Kopia, repository: string): Promise<void> {
+  await kopia.assertSupported();
+  if (!(await kopia.status())) {
+    throw new KopiDockaError(`not connected to the repository at ${repository}`, {
+      exitCode: ExitCode.REPOSITORY,
+      hint: 'run `kopi-docka init` with the repository settings (on a new host: the same repository_path and password)',
+    });
+  }
+}
+
+/** A unit's recipe restored into `workDir` and one restore script per data source chosen. */
+export interface PreparedRestore {
+  workDir: string;
+  recipe: RestoredRecipe;
+  data: DataRestore[];
+}
+
+/**
+ * Restore the recipe of `point` into `workDir` (created 0700) and write the restore scripts of the
+ * data sources `volumes` names (all when empty). Nothing on the host outside `workDir` is touched.
+ *
+ * @throws UsageError for a non-empty workDir holding something else, an unknown volume; KopiaError.
+ */
+export async function prepareRestore(
+  cfg: Config,
+  kopia: Kopia,
+  point: RestorePoint,
+  opts: { workDir: string; volumes: string[]; allowIncomplete: boolean },
+): Promise<PreparedRestore> {
+  const workDir = resolve(opts.workDir);
+  await mkdir(workDir, { recursive: true, mode: 0o700 });
+  const recipe = await restoreRecipe(kopia, point, workDir);
+  const entries = selectEntries(recipe.manifest, opts.volumes);
+  const data = await writeRestoreScripts(cfg, kopia, point, recipe, entries, {
+    allowIncomplete: opts.allowIncomplete,
+  });
+  return { workDir, recipe, data };
+}
+
+/** How a target holding data is named to the user: where it will be restored, and what it was. */
+export function describeTarget(d: DataRestore): string {
+  // A bind is restored to its target, which need not be where it was backed up from: name that.
+  return d.entry.type === 'bind' && d.target !== d.entry.name
+    ? `${d.target} (bind ${d.entry.name} of the backup)`
+    : `${d.entry.type} ${d.entry.name}`;
+}
+
+/**
+ * Run the restore scripts of a prepared restore, under the run lock. Every refusal comes before the
+ * first script runs: stopping half-way through a unit's data sources would leave it half old, half
+ * restored. A target holding data is replaced only when `replace(d)` says so (a safety copy is always
+ * taken by the script first).
+ *
+ * @returns the safety copy each script made, by data source.
+ * @throws LockBusyError; KopiDockaError (exit 2) for a non-empty target not to be replaced; (exit 1)
+ *   for a script that failed (it printed how to put its safety copy back).
+ */
+export async function executeRestore(
+  x: { stateDir: string; kopia: Kopia; docker: RestoreDocker; log: Logger },
+  prepared: PreparedRestore,
+  replace: (d: DataRestore) => Promise<boolean>,
+): Promise<Map<DataRestore, string>> {
+  const safety = new Map<DataRestore, string>();
+  const lock = await acquireLock(x.stateDir, 'restore');
+  try {
+    for (const d of prepared.data) {
+      if (!(await targetHasData(x.docker, d)) || (await replace(d))) continue;
+      const what = describeTarget(d);
+      throw new KopiDockaError(`${what} is not empty: refusing to overwrite it`, {
+        exitCode: ExitCode.USAGE,
+        hint: `pass --yes to replace it (a safety copy is written under ${join(prepared.workDir, 'safety')} first), or restore into an empty target`,
+      });
+    }
+    for (const d of prepared.data) {
+      x.log.info(`restoring ${d.entry.type} ${d.entry.name} → ${d.note}`);
+      const done = await executeScript(d, x.kopia, (l) => x.log.info(`  ${l}`));
+      if (done.safetyCopy) safety.set(d, done.safetyCopy);
+    }
+  } finally {
+    await lock.release();
+  }
+  return safety;
+}
+
+/** Names directly under `parent` in a tar stream object (directories end with '/'), for hints. */
+async function tarChildren(kopia: Kopia, object: string, parent: string): Promise<string[]> {
+  const res = await kopia
+    .showInto(object, ['tar', '-tf', '-'], { maxStdoutBytes: 16 * 1024 * 1024 })
+    .catch(() => undefined);
+  if (!res || res.consumer.code !== 0) return [];
+  const prefix = parent ? `./${parent}/` : './';
+  const names = new Set<string>();
+  for (const line of res.consumer.stdout.split('\n')) {
+    if (!line.startsWith(prefix) || line === prefix) continue;
+    const rest = line.slice(prefix.length);
+    const slash = rest.indexOf('/');
+    names.add(slash < 0 ? rest : rest.slice(0, slash + 1));
+  }
+  return [...names].sort();
+}
+
+/**
+ * Restore one file or directory `path` of one data source (`volume`: its name, or the Compose short
+ * name) of `point` into the directory `to`; no container is stopped. Tar snapshots: `kopia show | tar
+ * -x` of that member; directory snapshots: `kopia snapshot restore <id>/<path>`.
+ *
+ * @returns where it was written.
+ * @throws UsageError for an unknown volume or a path not in the snapshot (naming what is there).
+ */
+export async function restoreSinglePath(
+  kopia: Kopia,
+  point: RestorePoint,
+  want: { volume: string; path: string; to: string },
+): Promise<string> {
+  const snap = point.data.find((d) => d.name === want.volume || d.name.endsWith(`_${want.volume}`));
+  if (!snap) {
+    throw new UsageError(
+      `unknown volume or bind mount "${want.volume}"`,
+      `this restore point has: ${point.data.map((d) => d.name).join(', ')}`,
+    );
+  }
+  const rel = want.path.replace(/^\.?\/+/, '').replace(/\/+$/, '');
+  const to = resolve(want.to);
+  await mkdir(to, { recursive: true });
+  const dest = join(to, basename(rel) || 'restored');
+  if (snap.tags.format === 'tar') {
+    const stream =
+      snap.tags.volume !== undefined
+        ? `${snap.tags.volume}.tar`
+        : `${basename(snap.tags.bind_source ?? '') || 'root'}.tar`;
+    const object = `${snap.rootObj}/${stream}`;
+    const depth = String(rel.split('/').length);
+    const res = await kopia.showInto(object, [
+      'tar',
+      '-xpf',
+      '-',
+      '--numeric-owner',
+      '-C',
+      to,
+      '--strip-components',
+      depth,
+      '--',
+      `./${rel}`,
+    ]);
+    if (res.consumer.code !== 0) {
+      const parent = dirname(rel) === '.' ? '' : dirname(rel);
+      const entries = await tarChildren(kopia, object, parent);
+      throw new UsageError(
+        `"${rel}" is not in ${want.volume} of ${point.backupId}: ${res.consumer.stderrTail.trim().split('\n')[0] ?? ''}`,
+        `entries in /${parent}: ${entries.join(', ') || '(none)'}`,
+      );
+    }
+  } else {
+    const parent = dirname(rel) === '.' ? '' : `/${dirname(rel)}`;
+    const entries = await kopia.ls(`${snap.id}${parent}`).catch(() => [] as string[]);
+    const name = basename(rel);
+    if (!entries.some((e) => e.replace(/\/$/, '') === name)) {
+      throw new UsageError(
+        `"${rel}" is not in ${want.volume} of ${point.backupId}`,
+        `entries in ${parent || '/'}: ${entries.join(', ') || '(none)'}`,
+      );
+    }
+    await kopia.restore(`${snap.id}/${rel}`, dest);
+  }
+  return dest;
+}

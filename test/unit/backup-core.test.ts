@@ -11,7 +11,7 @@ import {
 import { bindPath, escapeSegment, recipePath, unescapeSegment, volumePath } from '../../src/core/sources.js';
 import { buildPlan, selectUnits, type PlanOptions } from '../../src/core/plan.js';
 import type { ContainerInfo, MountInfo, Unit } from '../../src/core/model.js';
-import type { Logger } from '../../src/cli/logger.js';
+import type { Logger } from '../../src/core/log.js';
 import { startContainers, type ContainerControl } from '../../src/pipeline/containers.js';
 
 test('backup_id is UTC seconds without colons and strictly increases within one second', () => {
@@ -115,6 +115,15 @@ const opts: PlanOptions = {
   stopTimeout: 30,
   dockerRootDir: '/var/lib/docker',
   repositoryPath: '/backup/repo',
+  run: {
+    tarDeterministicMtime: false,
+    taskTimeoutSec: 0,
+    startTimeoutSec: 60,
+    retention: { keepLatest: 1, keepHourly: 0, keepDaily: 0, keepWeekly: 0, keepMonthly: 0, keepAnnual: 0 },
+    compression: 'zstd',
+    preBackupHook: undefined,
+    postBackupHook: undefined,
+  },
 };
 
 test('plan: reverse dependency stop order, only running containers restarted, shared volume once, coverage', () => {

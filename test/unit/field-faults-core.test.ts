@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { Logger } from '../../src/cli/logger.js';
+import type { Logger } from '../../src/core/log.js';
 import type { ContainerInfo, MountInfo, Unit } from '../../src/core/model.js';
 import {
   COLLAPSE_MIN_BYTES,
@@ -89,6 +89,15 @@ const opts: PlanOptions = {
   stopTimeout: 10,
   dockerRootDir: '/var/lib/docker',
   repositoryPath: '/backup/repo',
+  run: {
+    tarDeterministicMtime: false,
+    taskTimeoutSec: 0,
+    startTimeoutSec: 60,
+    retention: { keepLatest: 1, keepHourly: 0, keepDaily: 0, keepWeekly: 0, keepMonthly: 0, keepAnnual: 0 },
+    compression: 'zstd',
+    preBackupHook: undefined,
+    postBackupHook: undefined,
+  },
 };
 
 /** Plans `unit` with `others` as the rest of the host. */

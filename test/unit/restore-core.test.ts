@@ -476,7 +476,7 @@ describe('renderRestoreScript', () => {
       system: { cores: 2, availableMemoryBytes: 2 * 1024 ** 3, hostname: 'h1' },
     });
     const kopia = new Kopia(cfg.kopia);
-    assert.equal(kopia.env().KOPIA_PASSWORD, password, 'the adapter does hold it');
+    assert.equal(kopia.scriptEnvironment(true).KOPIA_PASSWORD, password, 'the adapter does hold it');
     const entry = (type: 'volume' | 'bind', name: string, format: 'dir' | 'tar'): DataSnapshot => ({
       key: `${type}:${name}`,
       type,

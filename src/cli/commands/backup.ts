@@ -1,23 +1,8 @@
-import { access, constants } from 'node:fs/promises';
 import type { Command } from '@commander-js/extra-typings';
-import { createDocker } from '../../adapters/docker.js';
-import { Kopia } from '../../adapters/kopia.js';
-import { nextBackupId } from '../../core/backup-id.js';
 import type { Plan, StartStep, StopStep } from '../../core/plan.js';
-import { selectUnits } from '../../core/plan.js';
-import { ExitCode, InterruptedError, RepositoryError, UsageError, errorMessage } from '../../errors.js';
-import {
-  clearStaging,
-  measureSources,
-  planFor,
-  readLastBackupId,
-  runBackup,
-  writeLastBackupId,
-} from '../../pipeline/backup.js';
-import { discoverUnits } from '../../pipeline/discover.js';
-import { appendRun, type RunRecord } from '../../pipeline/history.js';
-import { acquireLock } from '../../pipeline/lock.js';
-import { replayJournal } from '../../pipeline/recover.js';
+import { ExitCode, InterruptedError } from '../../errors.js';
+import type { RunRecord } from '../../pipeline/history.js';
+import { planBackupRun, runBackupJob } from '../../pipeline/run.js';
 import { createContext, exitState, globalsOf, type Context } from '../context.js';
 import { formatBytes } from '../format.js';
 import { paint, table } from '../output.js';
@@ -31,6 +16,16 @@ function printPlan(ctx: Context, plan: Plan): void {
       ` — host ${plan.user}@${plan.host}, mode ${plan.volumeMode}, ${plan.parallelWorkers} parallel worker(s)`,
   );
   if (plan.excludePatterns.length > 0) out.line(`excludes: ${plan.excludePatterns.join(', ')}`);
+  const r = plan.run;
+  const keep = Object.entries(r.retention)
+    .filter(([, n]) => n > 0)
+    .map(([k, n]) => `${k.replace(/^keep/, '').toLowerCase()} ${n}`);
+  out.line(
+    `per call: ${r.taskTimeoutSec > 0 ? `at most ${r.taskTimeoutSec}s` : 'no time limit'}; start wait ${r.startTimeoutSec}s; ` +
+      `retention ${keep.join(', ') || 'none'}; compression ${r.compression}`,
+  );
+  if (r.preBackupHook) out.line(`pre-backup hook:  ${r.preBackupHook.join(' ')}`);
+  if (r.postBackupHook) out.line(`post-backup hook: ${r.postBackupHook.join(' ')}`);
   if (plan.units.length === 0) out.line('no units found: nothing would be backed up');
   for (const u of plan.units) {
     out.line();
@@ -125,93 +120,29 @@ export function register(program: Command): void {
           'update_recovery_bundle is set, but disaster-recovery bundles are not available in this version yet',
         );
       }
-      const docker = createDocker();
       try {
-        let found = await discoverUnits(docker, { repositoryPath: cfg.kopia.repositoryPath });
-        for (const w of found.warnings) ctx.log.warn(w);
-        let { selected, unknown } = selectUnits(found.units, opts.unit);
-        if (unknown.length > 0) {
-          throw new UsageError(
-            `unknown unit${unknown.length > 1 ? 's' : ''}: ${unknown.join(', ')}`,
-            `known units: ${found.units.map((u) => u.name).join(', ') || '(none)'}`,
-          );
-        }
-
         if (opts.dryRun) {
-          const plan = planFor(cfg, selected, nextBackupId(new Date()), found.dockerRootDir, found.units);
-          await measureSources(plan);
+          const plan = await planBackupRun(cfg, { docker: ctx.docker(), log: ctx.log }, opts.unit);
           if (ctx.out.json) ctx.out.data({ dryRun: true, plan });
           else printPlan(ctx, plan);
           exitState.code = ExitCode.OK;
           return;
         }
-
-        const lock = await acquireLock(cfg.stateDir, 'backup');
-        try {
-          await clearStaging(cfg.stateDir);
-          const replayed = await replayJournal(cfg.stateDir, docker, ctx.log);
-          if (replayed) {
-            ctx.log.warn(`restarted containers a previous run left stopped: ${replayed.join(', ')}`);
-            // Discovery saw them stopped: planned from that, they would be neither stopped nor started
-            // again, i.e. snapshotted while running. Look again now that they run.
-            found = await discoverUnits(docker, { repositoryPath: cfg.kopia.repositoryPath });
-            ({ selected, unknown } = selectUnits(found.units, opts.unit));
-            if (unknown.length > 0) ctx.log.warn(`unit(s) gone since the run started: ${unknown.join(', ')}`);
-          }
-
-          // Pre-flight: nothing is stopped unless the repository is there and writable.
-          const kopia = new Kopia(cfg.kopia);
-          await kopia.assertSupported();
-          const status = await kopia.status();
-          if (!status || !(await kopia.isConfiguredRepository(status))) {
-            throw new RepositoryError(`not connected to the repository at ${cfg.kopia.repositoryPath}`, {
-              hint: 'run `kopi-docka init` first',
-            });
-          }
-          await access(cfg.kopia.repositoryPath, constants.W_OK).catch((err: unknown) => {
-            throw new RepositoryError(
-              `repository ${cfg.kopia.repositoryPath} is not writable: ${errorMessage(err)}`,
-            );
-          });
-
-          const backupId = nextBackupId(new Date(), await readLastBackupId(cfg.stateDir));
-          await writeLastBackupId(cfg.stateDir, backupId);
-          const plan = planFor(cfg, selected, backupId, found.dockerRootDir, found.units);
-          await measureSources(plan);
-          ctx.log.info(`backup ${backupId}: ${plan.units.length} unit(s)`);
-
-          const rec = await withSignals(ctx.log, async (signal) => {
-            const progress = ctx.out.json ? undefined : createProgress(process.stderr);
-            ctx.log.around = progress?.around;
-            const r = await runBackup(
-              { cfg, kopia, log: ctx.log, docker, progress },
-              plan,
-              selected,
-              signal,
-            ).finally(() => (ctx.log.around = undefined));
-            // Recorded before maintenance, which may take long: a signal during it loses nothing.
-            await appendRun(cfg.backup.backupBasePath, r).catch((err: unknown) =>
-              ctx.log.warn(`could not record the run history: ${errorMessage(err)}`),
-            );
-            // Auto-maintenance is off on every call (it must not run while containers are down): run it
-            // here, every container is up again. A signal stops it (Kopia's maintenance is resumable).
-            if (!r.interrupted) {
-              await kopia.maintenanceRunIfDue({ signal }).catch((err: unknown) => {
-                if (!signal.aborted) ctx.log.warn(`repository maintenance failed: ${errorMessage(err)}`);
-              });
-              if (signal.aborted) r.interrupted = String(signal.reason);
-            }
-            return r;
-          });
-          if (ctx.out.json) ctx.out.data(rec);
-          else printSummary(ctx, rec);
-          if (rec.interrupted) throw new InterruptedError(rec.interrupted as NodeJS.Signals);
-          exitState.code = rec.units.every((u) => u.status === 'ok') ? ExitCode.OK : ExitCode.FAILURE;
-        } finally {
-          await lock.release();
-        }
+        const rec = await withSignals(ctx.log, async (signal) => {
+          const progress = ctx.out.json ? undefined : createProgress(process.stderr);
+          ctx.log.around = progress?.around;
+          return runBackupJob(
+            cfg,
+            { docker: ctx.docker(), kopia: ctx.kopia(), log: ctx.log, progress },
+            { unitNames: opts.unit, signal },
+          ).finally(() => (ctx.log.around = undefined));
+        });
+        if (ctx.out.json) ctx.out.data(rec);
+        else printSummary(ctx, rec);
+        if (rec.interrupted) throw new InterruptedError(rec.interrupted as NodeJS.Signals);
+        exitState.code = rec.units.every((u) => u.status === 'ok') ? ExitCode.OK : ExitCode.FAILURE;
       } finally {
-        docker.close();
+        ctx.close();
       }
     });
 }

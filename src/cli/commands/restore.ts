@@ -1,22 +1,18 @@
-import { mkdir } from 'node:fs/promises';
-import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
+import { join, relative } from 'node:path';
 import type { Command } from '@commander-js/extra-typings';
 import { detectCompose, type ComposeDetection } from '../../adapters/compose.js';
-import { Kopia } from '../../adapters/kopia.js';
-import { pipeline } from '../../adapters/process.js';
-import type { Config } from '../../config/types.js';
-import { findPoint, groupRestorePoints, type RestorePoint } from '../../core/restore-points.js';
+import { knownPoints, pickPoint, type RestorePoint } from '../../core/restore-points.js';
 import { restoreCaveats } from '../../core/restore-warnings.js';
-import { shq } from '../../core/restore-script.js';
+import { putBackCommand, shq } from '../../core/restore-script.js';
 import { ExitCode, KopiDockaError, UsageError } from '../../errors.js';
-import { acquireLock } from '../../pipeline/lock.js';
 import {
+  assertConnected,
   defaultWorkDir,
-  executeScript,
-  restoreRecipe,
-  selectEntries,
-  targetHasData,
-  writeRestoreScripts,
+  describeTarget,
+  executeRestore,
+  loadRestorePoints,
+  prepareRestore,
+  restoreSinglePath,
   type DataRestore,
   type RestoredRecipe,
 } from '../../pipeline/restore.js';
@@ -40,16 +36,6 @@ interface RestoreOpts {
   json?: boolean;
 }
 
-/**
- * Every restore point of the host(s) asked for — all units, so that an unknown `--unit` can be answered
- * with the units that do exist; `--list --unit` narrows the display only.
- */
-async function loadPoints(kopia: Kopia, cfg: Config, o: RestoreOpts): Promise<RestorePoint[]> {
-  const snaps = await kopia.snapshotList({ all: true });
-  const host = o.allHosts ? undefined : (o.host ?? cfg.kopia.hostname);
-  return groupRestorePoints(snaps, { host });
-}
-
 function printPoints(ctx: Context, points: RestorePoint[]): void {
   if (points.length === 0) {
     ctx.out.line('no restore points found');
@@ -69,60 +55,6 @@ function printPoints(ctx: Context, points: RestorePoint[]): void {
       ]),
     ),
   );
-}
-
-function knownPoints(points: RestorePoint[], unit: string): string {
-  const ids = points
-    .filter((p) => p.unit === unit)
-    .map((p) => `${p.backupId}${p.complete ? '' : ' (incomplete)'}`);
-  return ids.length ? `restore points of ${unit}: ${ids.join(', ')}` : `no restore points for ${unit}`;
-}
-
-function pickPoint(points: RestorePoint[], o: RestoreOpts): RestorePoint {
-  const unit = o.unit ?? '';
-  const units = [...new Set(points.map((p) => p.unit))];
-  if (!units.includes(unit)) {
-    throw new UsageError(
-      `unknown unit "${unit}" in the repository`,
-      `units with restore points: ${units.join(', ') || '(none)'}`,
-    );
-  }
-  // With --all-hosts one unit name may exist on several machines: never pick one of them silently.
-  const hosts = [...new Set(points.filter((p) => p.unit === unit).map((p) => p.host))];
-  if (hosts.length > 1) {
-    throw new UsageError(
-      `unit ${unit} has restore points from several hosts: ${hosts.join(', ')}`,
-      'pick one with --host H',
-    );
-  }
-  const id = o.backupId ?? 'latest';
-  const p = findPoint(points, unit, id);
-  if (!p) {
-    throw new UsageError(
-      id === 'latest' ? `${unit} has no complete restore point` : `unknown backup_id "${id}" for ${unit}`,
-      knownPoints(points, unit),
-    );
-  }
-  if (!p.complete && !o.allowIncomplete) {
-    throw new KopiDockaError(`restore point ${unit} ${p.backupId} is incomplete: ${p.problems.join('; ')}`, {
-      exitCode: ExitCode.USAGE,
-      hint: 'pick a complete one, or confirm with --allow-incomplete',
-    });
-  }
-  return p;
-}
-
-/** The shell command that puts a safety copy back in place of what the restore wrote. */
-function putBackCommand(d: DataRestore, copy: string): string {
-  const flags = "--numeric-owner --xattrs --xattrs-include='*' --acls";
-  const target =
-    d.entry.type === 'volume'
-      ? `"$(docker volume inspect --format '{{.Mountpoint}}' ${shq(d.entry.name)})"`
-      : shq(d.target);
-  if (d.entry.isFile) {
-    return `rm -f -- ${target} && tar -xpf ${shq(copy)} ${flags} -C ${shq(dirname(d.target))}`;
-  }
-  return `find ${target} -mindepth 1 -delete && tar -xpf ${shq(copy)} ${flags} -C ${target}`;
 }
 
 /**
@@ -170,7 +102,8 @@ async function printNextSteps(
     const copy = safety.get(d);
     if (copy) {
       out.line(`    safety copy of the previous contents: ${copy}`);
-      out.line(`    to put it back (with its containers stopped): ${putBackCommand(d, copy)}`);
+      const back = putBackCommand({ ...d.entry, target: d.target }, copy);
+      out.line(`    to put it back (with its containers stopped): ${back}`);
     }
   }
   if (!executed && data.length > 0) {
@@ -212,102 +145,12 @@ async function printNextSteps(
   }
 }
 
-async function restoreSinglePath(
-  ctx: Context,
-  kopia: Kopia,
-  point: RestorePoint,
-  o: RestoreOpts,
-): Promise<void> {
-  if (!o.to) throw new UsageError('--path needs --to DIR (where to put the file)');
-  if (o.volume.length !== 1) throw new UsageError('--path needs exactly one --volume');
-  const want = o.volume[0] ?? '';
-  const snap = point.data.find((d) => d.name === want || d.name.endsWith(`_${want}`));
-  if (!snap) {
-    throw new UsageError(
-      `unknown volume or bind mount "${want}"`,
-      `this restore point has: ${point.data.map((d) => d.name).join(', ')}`,
-    );
-  }
-  const rel = (o.path ?? '').replace(/^\.?\/+/, '').replace(/\/+$/, '');
-  const to = resolve(o.to);
-  await mkdir(to, { recursive: true });
-  const dest = join(to, basename(rel) || 'restored');
-  if (snap.tags.format === 'tar') {
-    const stream =
-      snap.tags.volume !== undefined
-        ? `${snap.tags.volume}.tar`
-        : `${basename(snap.tags.bind_source ?? '') || 'root'}.tar`;
-    const res = await pipeline(
-      kopia.argv(['show'], [], [`${snap.rootObj}/${stream}`]),
-      [
-        'tar',
-        '-xpf',
-        '-',
-        '--numeric-owner',
-        '-C',
-        to,
-        '--strip-components',
-        String(rel.split('/').length),
-        '--',
-        `./${rel}`,
-      ],
-      { env: kopia.env() },
-      {},
-    );
-    if (res.consumer.code !== 0) {
-      const parent = dirname(rel) === '.' ? '' : dirname(rel);
-      const entries = await tarChildren(kopia, `${snap.rootObj}/${stream}`, parent);
-      throw new UsageError(
-        `"${rel}" is not in ${want} of ${point.backupId}: ${res.consumer.stderrTail.trim().split('\n')[0] ?? ''}`,
-        `entries in /${parent}: ${entries.join(', ') || '(none)'}`,
-      );
-    }
-  } else {
-    const parent = dirname(rel) === '.' ? '' : `/${dirname(rel)}`;
-    const entries = await kopia.ls(`${snap.id}${parent}`).catch(() => [] as string[]);
-    const name = basename(rel);
-    if (!entries.some((e) => e.replace(/\/$/, '') === name)) {
-      throw new UsageError(
-        `"${rel}" is not in ${want} of ${point.backupId}`,
-        `entries in ${parent || '/'}: ${entries.join(', ') || '(none)'}`,
-      );
-    }
-    await kopia.restore(`${snap.id}/${rel}`, dest);
-  }
-  ctx.out.line(`restored ${rel} from ${want} (${point.backupId}) to ${dest}`);
-}
-
-/** Names directly under `parent` in a tar stream (directories end with '/'), for "what exists" hints. */
-async function tarChildren(kopia: Kopia, object: string, parent: string): Promise<string[]> {
-  const res = await pipeline(
-    kopia.argv(['show'], [], [object]),
-    ['tar', '-tf', '-'],
-    { env: kopia.env() },
-    { maxStdoutBytes: 16 * 1024 * 1024 },
-  ).catch(() => undefined);
-  if (!res || res.consumer.code !== 0) return [];
-  const prefix = parent ? `./${parent}/` : './';
-  const names = new Set<string>();
-  for (const line of res.consumer.stdout.split('\n')) {
-    if (!line.startsWith(prefix) || line === prefix) continue;
-    const rest = line.slice(prefix.length);
-    const slash = rest.indexOf('/');
-    names.add(slash < 0 ? rest : rest.slice(0, slash + 1));
-  }
-  return [...names].sort();
-}
-
 async function runRestore(ctx: Context, o: RestoreOpts, interactive: boolean): Promise<void> {
   const cfg = await ctx.config();
-  const kopia = new Kopia(cfg.kopia);
-  await kopia.assertSupported();
-  if (!(await kopia.status())) {
-    throw new KopiDockaError(`not connected to the repository at ${cfg.kopia.repositoryPath}`, {
-      exitCode: ExitCode.REPOSITORY,
-      hint: 'run `kopi-docka init` with the repository settings (on a new host: the same repository_path and password)',
-    });
-  }
-  let points = await loadPoints(kopia, cfg, o);
+  const kopia = ctx.kopia();
+  await assertConnected(kopia, cfg.kopia.repositoryPath);
+  // All units, so that an unknown --unit can be answered with the units that do exist.
+  let points = await loadRestorePoints(kopia, o.allHosts ? undefined : (o.host ?? cfg.kopia.hostname));
 
   if (o.list) {
     if (o.unit !== undefined) points = points.filter((p) => p.unit === o.unit);
@@ -362,55 +205,37 @@ async function runRestore(ctx: Context, o: RestoreOpts, interactive: boolean): P
     );
   }
 
-  const point = pickPoint(points, o);
+  const point = pickPoint(points, { unit: o.unit, backupId: o.backupId, allowIncomplete: o.allowIncomplete });
   if (o.path !== undefined) {
-    await restoreSinglePath(ctx, kopia, point, o);
+    if (!o.to) throw new UsageError('--path needs --to DIR (where to put the file)');
+    if (o.volume.length !== 1) throw new UsageError('--path needs exactly one --volume');
+    const volume = o.volume[0] ?? '';
+    const dest = await restoreSinglePath(kopia, point, { volume, path: o.path, to: o.to });
+    ctx.out.line(`restored ${o.path} from ${volume} (${point.backupId}) to ${dest}`);
     exitState.code = 0;
     return;
   }
 
-  const workDir = o.to ? resolve(o.to) : defaultWorkDir(cfg, point);
-  if (!isAbsolute(workDir)) throw new UsageError(`--to must be a directory path: ${o.to ?? ''}`);
-  await mkdir(workDir, { recursive: true, mode: 0o700 });
-  const recipe = await restoreRecipe(kopia, point, workDir);
-  const entries = selectEntries(recipe.manifest, o.volume);
-  const data = await writeRestoreScripts(cfg, kopia, point, recipe, entries, {
+  const prepared = await prepareRestore(cfg, kopia, point, {
+    workDir: o.to ?? defaultWorkDir(cfg, point),
+    volumes: o.volume,
     allowIncomplete: o.allowIncomplete ?? false,
   });
+  const { workDir, recipe, data } = prepared;
 
   let execute = o.execute ?? false;
-  const safety = new Map<DataRestore, string>();
+  let safety = new Map<DataRestore, string>();
   if (interactive && !execute && data.length > 0)
     execute = await confirm('Run the restore scripts now?', false);
   if (execute) {
-    const lock = await acquireLock(cfg.stateDir, 'restore');
-    try {
-      // Every refusal before the first script runs: stopping half-way through a unit's data sources
-      // would leave it half old, half restored.
-      for (const d of data) {
-        if (o.yes || !(await targetHasData(d))) continue;
-        // A bind is restored to its target, which need not be where it was backed up from: name that.
-        const what =
-          d.entry.type === 'bind' && d.target !== d.entry.name
-            ? `${d.target} (bind ${d.entry.name} of the backup)`
-            : `${d.entry.type} ${d.entry.name}`;
-        const ok =
-          interactive && (await confirm(`${what} is not empty; replace it (a safety copy is kept)?`, false));
-        if (!ok) {
-          throw new KopiDockaError(`${what} is not empty: refusing to overwrite it`, {
-            exitCode: ExitCode.USAGE,
-            hint: `pass --yes to replace it (a safety copy is written under ${join(workDir, 'safety')} first), or restore into an empty target`,
-          });
-        }
-      }
-      for (const d of data) {
-        ctx.log.info(`restoring ${d.entry.type} ${d.entry.name} → ${d.note}`);
-        const done = await executeScript(d, cfg.kopia.password, (l) => ctx.log.info(`  ${l}`));
-        if (done.safetyCopy) safety.set(d, done.safetyCopy);
-      }
-    } finally {
-      await lock.release();
-    }
+    safety = await executeRestore(
+      { stateDir: cfg.stateDir, kopia, docker: ctx.docker(), log: ctx.log },
+      prepared,
+      async (d) =>
+        Boolean(o.yes) ||
+        (interactive &&
+          (await confirm(`${describeTarget(d)} is not empty; replace it (a safety copy is kept)?`, false))),
+    );
   }
   if (ctx.out.json) {
     ctx.out.data({
@@ -467,6 +292,10 @@ export function register(program: Command): void {
       const o: RestoreOpts = { ...opts };
       const interactive =
         !o.list && !o.unit && !ctx.out.json && Boolean(process.stdin.isTTY && process.stdout.isTTY);
-      await runRestore(ctx, o, interactive);
+      try {
+        await runRestore(ctx, o, interactive);
+      } finally {
+        ctx.close();
+      }
     });
 }

@@ -1,0 +1,156 @@
+/**
+ * A whole `kopi-docka backup` run, callable by the CLI, a daemon or a test: one function with a config
+ * and adapters in, a run record out. The command only parses flags and prints.
+ *
+ * Order: run lock → staging of a killed run cleared → its journal replayed (containers it left stopped
+ * started again) → pre-flight (nothing is stopped unless the repository is there and writable) →
+ * backup_id → plan → units one at a time (pipeline/backup.ts) → history → maintenance.
+ */
+import { access, constants } from 'node:fs/promises';
+import type { DockerClient } from '../adapters/docker.js';
+import type { Kopia } from '../adapters/kopia.js';
+import type { Config } from '../config/types.js';
+import { nextBackupId } from '../core/backup-id.js';
+import type { Logger } from '../core/log.js';
+import type { Unit } from '../core/model.js';
+import { selectUnits, type Plan } from '../core/plan.js';
+import { RepositoryError, UsageError, errorMessage } from '../errors.js';
+import {
+  clearStaging,
+  measureSources,
+  planFor,
+  readLastBackupId,
+  runBackup,
+  writeLastBackupId,
+  type BackupDeps,
+} from './backup.js';
+import { discoverUnits } from './discover.js';
+import { appendRun, type RunRecord } from './history.js';
+import { acquireLock } from './lock.js';
+import { replayJournal } from './recover.js';
+
+export interface RunDeps {
+  docker: DockerClient;
+  kopia: Kopia;
+  log: Logger;
+  progress?: BackupDeps['progress'];
+}
+
+/** Units on the host and the ones asked for (all when `names` is empty). */
+async function discoverSelected(
+  cfg: Config,
+  docker: DockerClient,
+  names: string[],
+  log: Logger,
+): Promise<{ selected: Unit[]; all: Unit[]; dockerRootDir: string; unknown: string[] }> {
+  const found = await discoverUnits(docker, { repositoryPath: cfg.kopia.repositoryPath });
+  for (const w of found.warnings) log.warn(w);
+  const { selected, unknown } = selectUnits(found.units, names);
+  return { selected, all: found.units, dockerRootDir: found.dockerRootDir, unknown };
+}
+
+function refuseUnknown(unknown: string[], all: Unit[]): void {
+  if (unknown.length === 0) return;
+  throw new UsageError(
+    `unknown unit${unknown.length > 1 ? 's' : ''}: ${unknown.join(', ')}`,
+    `known units: ${all.map((u) => u.name).join(', ') || '(none)'}`,
+  );
+}
+
+/**
+ * The plan `backup --dry-run` prints: the same planner and settings as the run, measured sizes, a
+ * provisional backup_id. Reads Docker and the filesystem only (no repository access, nothing stopped).
+ *
+ * @throws UsageError for unknown unit names (exit 2); DockerError when Docker cannot be reached.
+ */
+export async function planBackupRun(
+  cfg: Config,
+  deps: { docker: DockerClient; log: Logger },
+  unitNames: string[],
+): Promise<Plan> {
+  const d = await discoverSelected(cfg, deps.docker, unitNames, deps.log);
+  refuseUnknown(d.unknown, d.all);
+  const plan = planFor(cfg, d.selected, nextBackupId(new Date()), d.dockerRootDir, d.all);
+  await measureSources(plan);
+  return plan;
+}
+
+/**
+ * Nothing is stopped unless Kopia is usable, connected to the configured repository, and the
+ * repository is writable.
+ *
+ * @throws DependencyError (exit 4) for a missing/unsupported kopia; RepositoryError (exit 5).
+ */
+async function preflight(cfg: Config, kopia: Kopia): Promise<void> {
+  await kopia.assertSupported();
+  const status = await kopia.status();
+  if (!status || !(await kopia.isConfiguredRepository(status))) {
+    throw new RepositoryError(`not connected to the repository at ${cfg.kopia.repositoryPath}`, {
+      hint: 'run `kopi-docka init` first',
+    });
+  }
+  await access(cfg.kopia.repositoryPath, constants.W_OK).catch((err: unknown) => {
+    throw new RepositoryError(`repository ${cfg.kopia.repositoryPath} is not writable: ${errorMessage(err)}`);
+  });
+}
+
+/**
+ * Run a backup of `unitNames` (all units when empty). `signal` aborts it: the running Kopia/tar calls
+ * are stopped, containers this run stopped are started again, remaining units are skipped, and the
+ * record says `interrupted`. The record is appended to the run history before maintenance.
+ *
+ * @returns the run record (per-unit status, downtime in s, bytes, snapshots, warnings).
+ * @throws LockBusyError when another run holds the lock; UsageError for unknown units (before anything
+ *   is stopped); DependencyError / RepositoryError from the pre-flight; DockerError.
+ */
+export async function runBackupJob(
+  cfg: Config,
+  deps: RunDeps,
+  opts: { unitNames: string[]; signal: AbortSignal },
+): Promise<RunRecord> {
+  const { docker, kopia, log } = deps;
+  let d = await discoverSelected(cfg, docker, opts.unitNames, log);
+  refuseUnknown(d.unknown, d.all);
+  const lock = await acquireLock(cfg.stateDir, 'backup');
+  try {
+    await clearStaging(cfg.stateDir);
+    const replayed = await replayJournal(cfg.stateDir, docker, log);
+    if (replayed) {
+      log.warn(`restarted containers a previous run left stopped: ${replayed.join(', ')}`);
+      // Discovery saw them stopped: planned from that, they would be neither stopped nor started
+      // again, i.e. snapshotted while running. Look again now that they run.
+      d = await discoverSelected(cfg, docker, opts.unitNames, log);
+      if (d.unknown.length > 0) log.warn(`unit(s) gone since the run started: ${d.unknown.join(', ')}`);
+    }
+    await preflight(cfg, kopia);
+
+    const backupId = nextBackupId(new Date(), await readLastBackupId(cfg.stateDir));
+    await writeLastBackupId(cfg.stateDir, backupId);
+    const plan = planFor(cfg, d.selected, backupId, d.dockerRootDir, d.all);
+    await measureSources(plan);
+    log.info(`backup ${backupId}: ${plan.units.length} unit(s)`);
+
+    const { signal } = opts;
+    const rec = await runBackup(
+      { stateDir: cfg.stateDir, kopia, log, docker, progress: deps.progress },
+      plan,
+      d.selected,
+      signal,
+    );
+    // Recorded before maintenance, which may take long: a signal during it loses nothing.
+    await appendRun(cfg.backup.backupBasePath, rec).catch((err: unknown) =>
+      log.warn(`could not record the run history: ${errorMessage(err)}`),
+    );
+    // Auto-maintenance is off on every call (it must not run while containers are down): run it
+    // here, every container is up again. A signal stops it (Kopia's maintenance is resumable).
+    if (!rec.interrupted) {
+      await kopia.maintenanceRunIfDue({ signal }).catch((err: unknown) => {
+        if (!signal.aborted) log.warn(`repository maintenance failed: ${errorMessage(err)}`);
+      });
+      if (signal.aborted) rec.interrupted = String(signal.reason);
+    }
+    return rec;
+  } finally {
+    await lock.release();
+  }
+}
