@@ -54,5 +54,5 @@ test('planFor copies the run settings of the config into the plan', async () => 
     postBackupHook: ['/bin/echo', 'after'],
   });
   // The dry-run prints this object as JSON: nothing in it may be lost on the way.
-  assert.deepEqual(JSON.parse(JSON.stringify(plan)).run, plan.run);
+  assert.deepEqual((JSON.parse(JSON.stringify(plan)) as typeof plan).run, plan.run);
 });
