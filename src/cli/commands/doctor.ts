@@ -3,7 +3,7 @@ import { dirname } from 'node:path';
 import type { Command } from '@commander-js/extra-typings';
 import { detectCompose, type ComposeDetection } from '../../adapters/compose.js';
 import { MAX_API_VERSION, MIN_API_VERSION } from '../../adapters/docker.js';
-import { Kopia } from '../../adapters/kopia.js';
+import type { Kopia } from '../../adapters/kopia.js';
 import { run } from '../../adapters/process.js';
 import type { Config } from '../../config/types.js';
 import { ExitCode } from '../../errors.js';
@@ -87,7 +87,7 @@ async function toolVersion(argv: string[]): Promise<string | undefined> {
   }
 }
 
-async function diagnose(cfg: Config): Promise<Finding[]> {
+async function diagnose(cfg: Config, kopia: Kopia): Promise<Finding[]> {
   const f: Finding[] = [];
   f.push({ check: 'node', level: 'OK', detail: process.version });
 
@@ -117,7 +117,6 @@ async function diagnose(cfg: Config): Promise<Finding[]> {
 
   // Docker, kopia, tar and the repository: the same checks as `kopi-docka check`. Compose is asked
   // meanwhile: it needs no daemon.
-  const kopia = new Kopia(cfg.kopia);
   const [checks, compose] = await Promise.all([runChecks(cfg, kopia), detectCompose()]);
   for (const c of checks) {
     // tar is only needed by the tar volume mode: missing, it is a warning in direct mode.
@@ -202,7 +201,7 @@ export function register(program: Command): void {
     .action(async (opts, cmd) => {
       const ctx = createContext(globalsOf(cmd), opts.json);
       const cfg = await ctx.config();
-      const findings = await diagnose(cfg);
+      const findings = await diagnose(cfg, ctx.kopia());
       if (ctx.out.json) ctx.out.data({ findings });
       for (const x of findings) {
         const tag = paint(

@@ -1,6 +1,5 @@
 /** `kopi-docka init`: create or connect the configured Kopia repository; safe to run again. */
 import type { Command } from '@commander-js/extra-typings';
-import { Kopia } from '../../adapters/kopia.js';
 import { createContext, globalsOf } from '../context.js';
 
 const WORDS = {
@@ -20,7 +19,7 @@ export function register(program: Command): void {
     .action(async (opts, cmd) => {
       const ctx = createContext(globalsOf(cmd), opts.json);
       const cfg = await ctx.config();
-      const kopia = new Kopia(cfg.kopia, { debug: (m) => ctx.log.debug(m) });
+      const kopia = ctx.kopia();
       const version = await kopia.assertSupported();
       const result = await kopia.ensureRepository();
       if (ctx.out.json) {

@@ -1,6 +1,5 @@
 /** `kopi-docka list [--units] [--json]`: the units discovery finds on this host and what each contains. */
 import type { Command } from '@commander-js/extra-typings';
-import { createDocker } from '../../adapters/docker.js';
 import type { Unit, VolumeBacking } from '../../core/model.js';
 import { classifyBind, type BindClassification, type BindContext } from '../../core/units.js';
 import { discoverUnits } from '../../pipeline/discover.js';
@@ -105,9 +104,8 @@ export function register(program: Command): void {
     .action(async (opts, cmd) => {
       const ctx = createContext(globalsOf(cmd), opts.json);
       const cfg = await ctx.config();
-      const docker = createDocker();
       try {
-        const found = await discoverUnits(docker, { repositoryPath: cfg.kopia.repositoryPath });
+        const found = await discoverUnits(ctx.docker(), { repositoryPath: cfg.kopia.repositoryPath });
         const bindCtx = { dockerRootDir: found.dockerRootDir, repositoryPath: cfg.kopia.repositoryPath };
         const units = found.units.map((u) => unitListing(u, bindCtx));
         if (ctx.out.json) {
@@ -121,7 +119,7 @@ export function register(program: Command): void {
             );
         }
       } finally {
-        docker.close();
+        ctx.close();
       }
       exitState.code = 0;
     });

@@ -1,5 +1,4 @@
 import type { Command } from '@commander-js/extra-typings';
-import { createDocker } from '../../adapters/docker.js';
 import { clearStaging } from '../../pipeline/backup.js';
 import { acquireLock } from '../../pipeline/lock.js';
 import { replayJournal } from '../../pipeline/recover.js';
@@ -13,15 +12,14 @@ export function register(program: Command): void {
       const ctx = createContext(globalsOf(cmd));
       const cfg = await ctx.config();
       const lock = await acquireLock(cfg.stateDir, 'recover');
-      const docker = createDocker();
       try {
-        const started = await replayJournal(cfg.stateDir, docker, ctx.log);
+        const started = await replayJournal(cfg.stateDir, ctx.docker(), ctx.log);
         await clearStaging(cfg.stateDir);
         if (started === undefined) ctx.out.line('nothing to recover: no run left containers stopped');
         else ctx.out.line(`started again: ${started.join(', ') || '(none needed)'}`);
         exitState.code = 0;
       } finally {
-        docker.close();
+        ctx.close();
         await lock.release();
       }
     });
