@@ -108,6 +108,96 @@ export class InterruptedError extends KopiDockaError {
   }
 }
 
+/** What an errno means, and what to do about it (Node's system errors: err.code, err.syscall, err.path). */
+const ERRNO: Record<string, { means: string; hint: string }> = {
+  ENOENT: { means: 'no such file or directory', hint: 'check the path (and that its parent exists)' },
+  ENOTDIR: {
+    means: 'a component of the path is a file, not a directory',
+    hint: 'choose a path whose parents are all directories',
+  },
+  EEXIST: { means: 'it already exists', hint: 'choose another path, or remove what is there' },
+  EACCES: {
+    means: 'permission denied',
+    hint: 'run as root (or a user that may write there), or choose another path',
+  },
+  EPERM: {
+    means: 'operation not permitted',
+    hint: 'run as root, or check the mount options and file attributes',
+  },
+  EROFS: {
+    means: 'the filesystem is mounted read-only',
+    hint: 'remount it read-write, or choose a path on a writable filesystem',
+  },
+  ENOSPC: {
+    means: 'no space left on the device',
+    hint: 'free space there (a Kopia repository reclaims partial data with `kopia maintenance run --full`)',
+  },
+  EDQUOT: { means: 'disk quota exceeded', hint: 'raise the quota or free space there' },
+  EISDIR: { means: 'it is a directory', hint: 'name a file, not a directory' },
+  ELOOP: {
+    means: 'too many levels of symbolic links',
+    hint: 'check the path for a symbolic link loop',
+  },
+  ENAMETOOLONG: { means: 'the file name is too long', hint: 'choose a shorter path' },
+  ENOTEMPTY: { means: 'the directory is not empty', hint: 'empty it or choose another path' },
+  EBUSY: { means: 'the resource is busy (mounted or in use)', hint: 'unmount it or stop what uses it' },
+  EXDEV: { means: 'it is on another filesystem', hint: 'keep both paths on one filesystem' },
+  EMFILE: { means: 'too many open files', hint: 'raise the open-files limit (ulimit -n)' },
+  EIO: {
+    means: 'an input/output error (the disk or share may be failing)',
+    hint: 'check the device (dmesg)',
+  },
+};
+
+/**
+ * A filesystem or OS error the tool met (ENOENT, EACCES, EROFS, ENOSPC…): names the path, what was
+ * being done and what to do. Never a stack trace: these are the user's environment, not bugs.
+ */
+export class SystemError extends KopiDockaError {
+  readonly code: string;
+  readonly path: string | undefined;
+  constructor(err: NodeJS.ErrnoException, opts: { doing?: string; exitCode?: number; hint?: string } = {}) {
+    const known = ERRNO[err.code ?? ''];
+    const where = err.path ?? '';
+    const doing = opts.doing ?? (err.syscall ? `${err.syscall}` : 'a filesystem operation');
+    const means = known?.means ?? err.message;
+    super(`${doing}${where ? ` ${where}` : ''} failed: ${means} (${err.code ?? 'error'})`, {
+      exitCode: opts.exitCode ?? ExitCode.FAILURE,
+      cause: err,
+      ...((opts.hint ?? known?.hint) === undefined ? {} : { hint: opts.hint ?? known?.hint }),
+    });
+    this.code = err.code ?? '';
+    this.path = err.path;
+  }
+}
+
+/** Is this one of Node's system errors (it has an errno `code` such as ENOENT)? */
+export function isSystemError(err: unknown): err is NodeJS.ErrnoException & { code: string } {
+  return (
+    err instanceof Error &&
+    !(err instanceof KopiDockaError) &&
+    typeof (err as NodeJS.ErrnoException).code === 'string' &&
+    /^E[A-Z0-9]+$/.test((err as NodeJS.ErrnoException).code ?? '')
+  );
+}
+
+/**
+ * Run `fn`; a system error it throws becomes a SystemError saying what was being done (`doing`, e.g.
+ * "creating the repository directory"). Other errors pass through unchanged.
+ */
+export async function doing<T>(
+  what: string,
+  fn: () => Promise<T>,
+  opts: { exitCode?: number; hint?: string } = {},
+): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (isSystemError(err)) throw new SystemError(err, { doing: what, ...opts });
+    throw err;
+  }
+}
+
 export function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }

@@ -33,3 +33,22 @@ export async function exists(p: string): Promise<boolean> {
     return false;
   }
 }
+
+/**
+ * `mkdir -p` that reports the real cause: Node's recursive mkdir answers ENOENT where the first missing
+ * directory cannot be created for another reason (EROFS on a read-only mount, EACCES…). Then the first
+ * missing directory is created alone, which throws the true error (code, syscall `mkdir`, its path).
+ *
+ * @throws NodeJS.ErrnoException (ENOTDIR, EROFS, EACCES, ENOSPC…).
+ */
+export async function makeDirectory(path: string, mode = 0o700): Promise<void> {
+  try {
+    await mkdir(path, { recursive: true, mode });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    let missing = path;
+    while (dirname(missing) !== missing && !(await exists(dirname(missing)))) missing = dirname(missing);
+    await mkdir(missing, { mode });
+    throw err;
+  }
+}

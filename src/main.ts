@@ -2,7 +2,7 @@
 /** Parse → route → the single place that exits. */
 import { Command, CommanderError } from '@commander-js/extra-typings';
 import { VERSION } from './version.js';
-import { ExitCode, KopiDockaError, errorMessage } from './errors.js';
+import { ExitCode, KopiDockaError, SystemError, errorMessage, isSystemError } from './errors.js';
 import { exitState } from './cli/context.js';
 import { registerCommands } from './cli/commands/index.js';
 
@@ -27,11 +27,13 @@ async function main(argv: string[]): Promise<number> {
   try {
     await program.parseAsync(argv);
     return exitState.code;
-  } catch (err) {
-    if (err instanceof CommanderError) {
+  } catch (thrown) {
+    if (thrown instanceof CommanderError) {
       // --help and --version end here with code 0; parse errors were already printed by commander.
-      return err.exitCode === 0 ? 0 : ExitCode.USAGE;
+      return thrown.exitCode === 0 ? 0 : ExitCode.USAGE;
     }
+    // A filesystem/OS error no caller put words to is still the user's environment, not a bug.
+    const err = isSystemError(thrown) ? new SystemError(thrown) : thrown;
     if (err instanceof KopiDockaError) {
       process.stderr.write(`error: ${err.message}\n`);
       if (err.hint) process.stderr.write(`hint: ${err.hint}\n`);

@@ -21,8 +21,8 @@ import path from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import type { KopiaSettings } from '../config/types.js';
-import { DependencyError, KopiDockaError, RepositoryError } from '../errors.js';
-import { exists } from '../fsutil.js';
+import { DependencyError, ExitCode, KopiDockaError, RepositoryError, doing } from '../errors.js';
+import { exists, makeDirectory } from '../fsutil.js';
 import { lastLines, pipeline, run, type RunOptions, type RunResult } from './process.js';
 import {
   GLOBAL_POLICY,
@@ -387,8 +387,12 @@ export class Kopia {
         );
         result = 'connected';
       } else {
-        await mkdir(repo, { recursive: true, mode: 0o700 });
-        await mkdir(path.dirname(this.configFile), { recursive: true, mode: 0o700 });
+        await doing('creating the repository directory', () => makeDirectory(repo), {
+          exitCode: ExitCode.REPOSITORY,
+        });
+        await doing('creating the directory of the Kopia config file', () =>
+          mkdir(path.dirname(this.configFile), { recursive: true, mode: 0o700 }),
+        );
         await this.call(
           ['repository', 'create', 'filesystem'],
           [...this.connectFlags(this.kopiaCacheDirectory), `--encryption=${this.settings.encryption}`],

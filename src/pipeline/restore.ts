@@ -12,11 +12,12 @@ import type { Logger } from '../core/log.js';
 import { groupRestorePoints } from '../core/restore-points.js';
 import { hardLinkGroupsSchema, parseRecipeManifest } from '../core/recipe-manifest.js';
 import { acquireLock } from './lock.js';
+import { makeDirectory } from '../fsutil.js';
 import type { Config } from '../config/types.js';
 import { renderRestoreScript, type ScriptInput } from '../core/restore-script.js';
 import type { PointSnapshot, RestorePoint } from '../core/restore-points.js';
 import { escapeSegment } from '../core/sources.js';
-import { ExitCode, KopiDockaError, UsageError } from '../errors.js';
+import { ExitCode, KopiDockaError, UsageError, doing } from '../errors.js';
 import type { DataSnapshot } from './data.js';
 import type { RecipeManifest } from './recipe.js';
 
@@ -331,7 +332,10 @@ export async function prepareRestore(
   opts: { workDir: string; volumes: string[]; allowIncomplete: boolean },
 ): Promise<PreparedRestore> {
   const workDir = resolve(opts.workDir);
-  await mkdir(workDir, { recursive: true, mode: 0o700 });
+  await doing(`creating the restore directory`, () => makeDirectory(workDir), {
+    exitCode: ExitCode.USAGE,
+    hint: 'pass --to a directory (new or empty), not a file',
+  });
   const recipe = await restoreRecipe(kopia, point, workDir);
   const entries = selectEntries(recipe.manifest, opts.volumes);
   const data = await writeRestoreScripts(cfg, kopia, point, recipe, entries, {

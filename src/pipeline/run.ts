@@ -6,7 +6,6 @@
  * started again) → pre-flight (nothing is stopped unless the repository is there and writable) →
  * backup_id → plan → units one at a time (pipeline/backup.ts) → history → maintenance.
  */
-import { access, constants } from 'node:fs/promises';
 import type { DockerClient } from '../adapters/docker.js';
 import type { Kopia } from '../adapters/kopia.js';
 import type { Config } from '../config/types.js';
@@ -14,7 +13,7 @@ import { nextBackupId } from '../core/backup-id.js';
 import type { Logger } from '../core/log.js';
 import type { Unit } from '../core/model.js';
 import { selectUnits, type Plan } from '../core/plan.js';
-import { RepositoryError, UsageError, errorMessage } from '../errors.js';
+import { UsageError, errorMessage } from '../errors.js';
 import {
   clearStaging,
   measureSources,
@@ -27,6 +26,7 @@ import {
 import { discoverUnits } from './discover.js';
 import { appendRun, type RunRecord } from './history.js';
 import { acquireLock } from './lock.js';
+import { assertReady, decisiveChecks, runChecks, type CheckItem } from './preflight.js';
 import { replayJournal } from './recover.js';
 
 export interface RunDeps {
@@ -59,39 +59,23 @@ function refuseUnknown(unknown: string[], all: Unit[]): void {
 
 /**
  * The plan `backup --dry-run` prints: the same planner and settings as the run, measured sizes, a
- * provisional backup_id. Reads Docker and the filesystem only (no repository access, nothing stopped).
+ * provisional backup_id, and the pre-flight verdicts the run would get (their exit code is the
+ * dry-run's). Nothing is stopped or written (the writability probe file is removed at once).
  *
  * @throws UsageError for unknown unit names (exit 2); DockerError when Docker cannot be reached.
  */
 export async function planBackupRun(
   cfg: Config,
-  deps: { docker: DockerClient; log: Logger },
+  deps: { docker: DockerClient; kopia: Kopia; log: Logger },
   unitNames: string[],
-): Promise<Plan> {
+): Promise<{ plan: Plan; preflight: CheckItem[] }> {
   const d = await discoverSelected(cfg, deps.docker, unitNames, deps.log);
   refuseUnknown(d.unknown, d.all);
   const plan = planFor(cfg, d.selected, nextBackupId(new Date()), d.dockerRootDir, d.all);
   await measureSources(plan);
-  return plan;
-}
-
-/**
- * Nothing is stopped unless Kopia is usable, connected to the configured repository, and the
- * repository is writable.
- *
- * @throws DependencyError (exit 4) for a missing/unsupported kopia; RepositoryError (exit 5).
- */
-async function preflight(cfg: Config, kopia: Kopia): Promise<void> {
-  await kopia.assertSupported();
-  const status = await kopia.status();
-  if (!status || !(await kopia.isConfiguredRepository(status))) {
-    throw new RepositoryError(`not connected to the repository at ${cfg.kopia.repositoryPath}`, {
-      hint: 'run `kopi-docka init` first',
-    });
-  }
-  await access(cfg.kopia.repositoryPath, constants.W_OK).catch((err: unknown) => {
-    throw new RepositoryError(`repository ${cfg.kopia.repositoryPath} is not writable: ${errorMessage(err)}`);
-  });
+  // The checks the run makes before stopping anything (read-only: status, a probe file, the lock).
+  const preflight = decisiveChecks(await runChecks(cfg, deps.kopia), cfg);
+  return { plan, preflight };
 }
 
 /**
@@ -122,7 +106,8 @@ export async function runBackupJob(
       d = await discoverSelected(cfg, docker, opts.unitNames, log);
       if (d.unknown.length > 0) log.warn(`unit(s) gone since the run started: ${d.unknown.join(', ')}`);
     }
-    await preflight(cfg, kopia);
+    // Nothing is stopped unless every check `kopi-docka check` makes passes (the lock is ours now).
+    assertReady(decisiveChecks(await runChecks(cfg, kopia), cfg, { lock: false }));
 
     const backupId = nextBackupId(new Date(), await readLastBackupId(cfg.stateDir));
     await writeLastBackupId(cfg.stateDir, backupId);

@@ -2,6 +2,7 @@ import type { Command } from '@commander-js/extra-typings';
 import type { Plan, StartStep, StopStep } from '../../core/plan.js';
 import { ExitCode, InterruptedError } from '../../errors.js';
 import type { RunRecord } from '../../pipeline/history.js';
+import { checkExitCode, type CheckItem } from '../../pipeline/preflight.js';
 import { planBackupRun, runBackupJob } from '../../pipeline/run.js';
 import { createContext, exitState, globalsOf, type Context } from '../context.js';
 import { formatBytes } from '../format.js';
@@ -79,6 +80,20 @@ function printPlan(ctx: Context, plan: Plan): void {
   }
 }
 
+function printPreflight(ctx: Context, items: CheckItem[]): void {
+  ctx.out.line();
+  const failing = items.filter((i) => !i.ok);
+  ctx.out.line(
+    failing.length === 0
+      ? 'pre-flight: all checks pass (docker, kopia, repository connected and writable, lock free)'
+      : paint(ctx.out, 'red', 'pre-flight: the run would stop here, before stopping anything:'),
+  );
+  for (const i of failing) {
+    ctx.out.line(paint(ctx.out, 'red', `  FAIL ${i.name}: ${i.detail}`));
+    if (i.hint) ctx.out.line(`       hint: ${i.hint}`);
+  }
+}
+
 function printSummary(ctx: Context, rec: RunRecord): void {
   ctx.out.line();
   ctx.out.line(
@@ -104,7 +119,10 @@ export function register(program: Command): void {
   program
     .command('backup')
     .description('cold backup of every unit (or --unit U): stop, snapshot recipe and data, start, retention')
-    .option('--dry-run', 'print the plan and change nothing (no container stopped, no repository access)')
+    .option(
+      '--dry-run',
+      'print the plan and the pre-flight verdicts, change nothing (exit code: what the run would get before stopping anything)',
+    )
     .option(
       '-u, --unit <name>',
       'back up only this unit (repeatable)',
@@ -122,10 +140,19 @@ export function register(program: Command): void {
       }
       try {
         if (opts.dryRun) {
-          const plan = await planBackupRun(cfg, { docker: ctx.docker(), log: ctx.log }, opts.unit);
-          if (ctx.out.json) ctx.out.data({ dryRun: true, plan });
-          else printPlan(ctx, plan);
-          exitState.code = ExitCode.OK;
+          const { plan, preflight } = await planBackupRun(
+            cfg,
+            { docker: ctx.docker(), kopia: ctx.kopia(), log: ctx.log },
+            opts.unit,
+          );
+          const code = checkExitCode(preflight);
+          if (ctx.out.json) ctx.out.data({ dryRun: true, plan, preflight, exitCode: code });
+          else {
+            printPlan(ctx, plan);
+            printPreflight(ctx, preflight);
+          }
+          // The dry-run fails where the run would fail before stopping anything, with the same code.
+          exitState.code = code;
           return;
         }
         const rec = await withSignals(ctx.log, async (signal) => {

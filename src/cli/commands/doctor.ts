@@ -7,9 +7,14 @@ import type { Kopia } from '../../adapters/kopia.js';
 import { run } from '../../adapters/process.js';
 import type { Config } from '../../config/types.js';
 import { ExitCode } from '../../errors.js';
-import { runChecks, type DockerFacts } from '../checks.js';
+import {
+  checkExitCode,
+  decisiveChecks,
+  runChecks,
+  type CheckItem,
+  type DockerFacts,
+} from '../../pipeline/preflight.js';
 import { readJournal } from '../../pipeline/journal.js';
-import { lockState, readLock } from '../../pipeline/lock.js';
 import { createContext, exitState, globalsOf } from '../context.js';
 import { formatBytes } from '../format.js';
 import { paint } from '../output.js';
@@ -87,7 +92,16 @@ async function toolVersion(argv: string[]): Promise<string | undefined> {
   }
 }
 
-async function diagnose(cfg: Config, kopia: Kopia): Promise<Finding[]> {
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+async function diagnose(cfg: Config, kopia: Kopia): Promise<{ findings: Finding[]; checks: CheckItem[] }> {
   const f: Finding[] = [];
   f.push({ check: 'node', level: 'OK', detail: process.version });
 
@@ -119,8 +133,14 @@ async function diagnose(cfg: Config, kopia: Kopia): Promise<Finding[]> {
   // meanwhile: it needs no daemon.
   const [checks, compose] = await Promise.all([runChecks(cfg, kopia), detectCompose()]);
   for (const c of checks) {
-    // tar is only needed by the tar volume mode: missing, it is a warning in direct mode.
-    const level: Level = c.ok ? 'OK' : c.name === 'tar' && cfg.backup.volumeMode !== 'tar' ? 'WARN' : 'FAIL';
+    // tar is only needed by the tar volume mode: missing, it is a warning in direct mode. A lock held
+    // by a running backup is not a problem of this host: it is reported as it is.
+    const level: Level =
+      c.ok || c.name === 'lock'
+        ? 'OK'
+        : c.name === 'tar' && cfg.backup.volumeMode !== 'tar'
+          ? 'WARN'
+          : 'FAIL';
     f.push({ check: c.name, level, detail: c.detail, ...(c.hint === undefined ? {} : { hint: c.hint }) });
     if (c.docker) f.push(...dockerFindings(c.docker));
     if (c.name === 'docker') f.push(composeFinding(compose));
@@ -161,34 +181,26 @@ async function diagnose(cfg: Config, kopia: Kopia): Promise<Finding[]> {
     }
   }
 
-  const lock = await lockState(cfg.stateDir);
-  const holder = await readLock(cfg.stateDir);
-  f.push(
-    lock === 'held'
-      ? {
-          check: 'lock',
-          level: 'OK',
-          detail: `held by ${holder?.command ?? '?'} (pid ${holder?.pid ?? '?'})`,
-        }
-      : lock === 'stale'
-        ? {
-            check: 'lock',
-            level: 'WARN',
-            detail: `stale lock of dead pid ${holder?.pid ?? '?'}`,
-            hint: 'the next run takes it over',
-          }
-        : { check: 'lock', level: 'OK', detail: 'free' },
-  );
   const journal = await readJournal(cfg.stateDir).catch(() => undefined);
   if (journal) {
-    f.push({
-      check: 'journal',
-      level: 'FAIL',
-      detail: `backup ${journal.backupId} left ${journal.containers.map((c) => c.name).join(', ')} stopped`,
-      hint: 'run `kopi-docka recover`',
-    });
+    const names = journal.containers.map((c) => c.name).join(', ');
+    // A live run's journal is how it keeps its promise to restart: not a leftover.
+    f.push(
+      processAlive(journal.pid)
+        ? {
+            check: 'journal',
+            level: 'OK',
+            detail: `backup ${journal.backupId} is running (pid ${journal.pid}): ${names} stopped for its snapshot`,
+          }
+        : {
+            check: 'journal',
+            level: 'FAIL',
+            detail: `backup ${journal.backupId} (pid ${journal.pid}, no longer running) left ${names} stopped`,
+            hint: 'run `kopi-docka recover`',
+          },
+    );
   }
-  return f;
+  return { findings: f, checks };
 }
 
 export function register(program: Command): void {
@@ -201,7 +213,7 @@ export function register(program: Command): void {
     .action(async (opts, cmd) => {
       const ctx = createContext(globalsOf(cmd), opts.json);
       const cfg = await ctx.config();
-      const findings = await diagnose(cfg, ctx.kopia());
+      const { findings, checks } = await diagnose(cfg, ctx.kopia());
       if (ctx.out.json) ctx.out.data({ findings });
       for (const x of findings) {
         const tag = paint(
@@ -212,6 +224,14 @@ export function register(program: Command): void {
         ctx.out.line(`${tag}  ${x.check.padEnd(16)} ${x.detail}`);
         if (x.hint && x.level !== 'OK') ctx.out.line(`      ${''.padEnd(16)} → ${x.hint}`);
       }
-      exitState.code = findings.some((x) => x.level === 'FAIL') ? ExitCode.FAILURE : ExitCode.OK;
+      // The pre-flight verdicts decide as in `check` (4, 6, 5); other FAILs give 1. A held lock and a
+      // missing tar in direct mode are reported, not failures.
+      const code = checkExitCode(decisiveChecks(checks, cfg, { lock: false }));
+      exitState.code =
+        code !== ExitCode.OK
+          ? code
+          : findings.some((x) => x.level === 'FAIL')
+            ? ExitCode.FAILURE
+            : ExitCode.OK;
     });
 }

@@ -1,5 +1,6 @@
 /** `kopi-docka init`: create or connect the configured Kopia repository; safe to run again. */
 import type { Command } from '@commander-js/extra-typings';
+import { assertReady, decisiveChecks, runChecks } from '../../pipeline/preflight.js';
 import { createContext, globalsOf } from '../context.js';
 
 const WORDS = {
@@ -20,6 +21,8 @@ export function register(program: Command): void {
       const ctx = createContext(globalsOf(cmd), opts.json);
       const cfg = await ctx.config();
       const kopia = ctx.kopia();
+      // As the original's init: the programs a backup needs are checked first (Docker 6, kopia 4).
+      assertReady(decisiveChecks(await runChecks(cfg, kopia, 'dependencies'), cfg));
       const version = await kopia.assertSupported();
       const result = await kopia.ensureRepository();
       if (ctx.out.json) {

@@ -1,8 +1,14 @@
 /**
- * The readiness checks shared by `check` (OK/FAIL and an exit code) and `doctor` (which adds more):
+ * The pre-flight checks — one set, used by `check` (OK/FAIL and an exit code), `doctor` (which adds
+ * more), `init` (Docker and kopia before creating anything), `backup --dry-run` (reported with the
+ * plan, same exit code as the run would have) and the run itself (nothing is stopped unless all pass):
  * Docker reachable and speaking an Engine API version kopi-docka supports, kopia present and new
- * enough, GNU tar present, the repository connected at the configured path.
+ * enough, GNU tar present, the repository connected at the configured path, writable (a file is
+ * really created and removed there) and with free space, and no other run holding the lock.
  */
+import { randomBytes } from 'node:crypto';
+import { rm, statfs, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import {
   MAX_API_VERSION,
   MIN_API_VERSION,
@@ -10,12 +16,14 @@ import {
   type DaemonApiRange,
   type DockerClient,
 } from '../adapters/docker.js';
-import { Kopia, KopiaError, statusStoragePath } from '../adapters/kopia.js';
+import { type Kopia, KopiaError, statusStoragePath } from '../adapters/kopia.js';
 import { run, which } from '../adapters/process.js';
 import type { Config } from '../config/types.js';
+import { formatBytes } from '../core/bytes.js';
 import { ExitCode, KopiDockaError, errorMessage } from '../errors.js';
+import { readLock } from './lock.js';
 
-type Kind = 'dependency' | 'docker' | 'repository';
+type Kind = 'dependency' | 'docker' | 'repository' | 'lock';
 
 export interface CheckItem {
   name: string;
@@ -33,7 +41,11 @@ const EXIT: Record<Kind, number> = {
   dependency: ExitCode.DEPENDENCY,
   docker: ExitCode.DOCKER,
   repository: ExitCode.REPOSITORY,
+  lock: ExitCode.LOCKED,
 };
+
+/** Below this much free space on the repository's filesystem a backup is not started (bytes). */
+export const MIN_FREE_BYTES = 100 * 1024 * 1024;
 
 function hintOf(err: unknown): string | undefined {
   return err instanceof KopiDockaError ? err.hint : undefined;
@@ -205,16 +217,129 @@ async function checkRepository(kopia: Kopia, cfg: Config, kopiaOk: boolean): Pro
   }
 }
 
-export async function runChecks(cfg: Config, kopia = new Kopia(cfg.kopia)): Promise<CheckItem[]> {
-  const [docker, kopiaItem, tar] = await Promise.all([checkDocker(), checkKopia(kopia), checkTar()]);
-  const repository = await checkRepository(kopia, cfg, kopiaItem.ok);
-  return [docker, kopiaItem, tar, repository];
+/**
+ * A file really written and removed in the repository directory: `access(W_OK)` says yes to root on a
+ * directory whose filesystem is mounted read-only only on some kernels, and a check that passes where
+ * the backup then fails is worse than none. Then the free space of that filesystem.
+ */
+async function checkWritable(cfg: Config, connected: boolean): Promise<CheckItem> {
+  const repo = cfg.kopia.repositoryPath;
+  const item = (ok: boolean, detail: string, hint?: string): CheckItem => ({
+    name: 'writable',
+    kind: 'repository',
+    ok,
+    detail,
+    ...(hint === undefined ? {} : { hint }),
+  });
+  if (!connected) return { ...item(false, 'skipped: repository not connected'), skipped: true };
+  const probe = join(repo, `.kopi-docka-write-test-${randomBytes(6).toString('hex')}`);
+  try {
+    await writeFile(probe, 'kopi-docka write test\n', { flag: 'wx', mode: 0o600 });
+  } catch (err) {
+    return item(
+      false,
+      `cannot write to ${repo}: ${errorMessage(err)}`,
+      'make the repository filesystem writable (e.g. remount it read-write) for the user running kopi-docka',
+    );
+  } finally {
+    await rm(probe, { force: true }).catch(() => undefined);
+  }
+  try {
+    const fs = await statfs(repo);
+    const free = fs.bavail * fs.bsize;
+    if (free < MIN_FREE_BYTES) {
+      return item(
+        false,
+        `the repository's filesystem is full: ${formatBytes(free)} free at ${repo} (at least ${formatBytes(MIN_FREE_BYTES)} needed to start)`,
+        "free space there; Kopia's maintenance reclaims the partial data a failed snapshot left behind (`kopia maintenance run --full`)",
+      );
+    }
+    return item(true, `${repo} (${formatBytes(free)} free)`);
+  } catch (err) {
+    return item(true, `${repo} (free space unknown: ${errorMessage(err)})`);
+  }
 }
 
-/** 0 when all OK; otherwise the most fundamental failure decides: dependency, then Docker, then repository. */
+/** Another live run holds the lock: a backup would be refused (exit 75); a stale lock is taken over. */
+async function checkLock(stateDir: string): Promise<CheckItem> {
+  const held = await readLock(stateDir);
+  if (!held) return { name: 'lock', kind: 'lock', ok: true, detail: 'free' };
+  let alive = true;
+  try {
+    process.kill(held.pid, 0);
+  } catch (err) {
+    alive = (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  if (!alive) {
+    return {
+      name: 'lock',
+      kind: 'lock',
+      ok: true,
+      detail: `stale (pid ${held.pid} of a ${held.command} since ${held.since} is gone; the next run takes it over)`,
+    };
+  }
+  return {
+    name: 'lock',
+    kind: 'lock',
+    ok: false,
+    detail: `held by a running kopi-docka ${held.command} (pid ${held.pid}, since ${held.since})`,
+    hint: 'wait for it to finish',
+  };
+}
+
+/** Which checks to run: all (check, doctor, dry-run, run) or only the programs and Docker (init). */
+export type CheckScope = 'all' | 'dependencies';
+
+/**
+ * The pre-flight checks, in a fixed order: docker, kopia, tar, then (scope `all`) repository, writable
+ * (with free space) and lock. Never throws: each problem is an item with a hint.
+ */
+export async function runChecks(cfg: Config, kopia: Kopia, scope: CheckScope = 'all'): Promise<CheckItem[]> {
+  const [docker, kopiaItem, tar] = await Promise.all([checkDocker(), checkKopia(kopia), checkTar()]);
+  if (scope === 'dependencies') return [docker, kopiaItem, tar];
+  const repository = await checkRepository(kopia, cfg, kopiaItem.ok);
+  const writable = await checkWritable(cfg, repository.ok);
+  return [docker, kopiaItem, tar, repository, writable, await checkLock(cfg.stateDir)];
+}
+
+/**
+ * The items that decide whether a backup can run: tar only in the tar volume mode (direct mode uses it
+ * only as a fallback for special files, and says so per source), and, for reporting commands that run
+ * beside a backup (doctor), not the lock.
+ */
+export function decisiveChecks(
+  items: readonly CheckItem[],
+  cfg: Config,
+  opts: { lock: boolean } = { lock: true },
+): CheckItem[] {
+  return items.filter(
+    (i) => (i.name !== 'tar' || cfg.backup.volumeMode === 'tar') && (opts.lock || i.name !== 'lock'),
+  );
+}
+
+/**
+ * 0 when all OK; otherwise the most fundamental failure decides: dependency (4), Docker (6),
+ * repository (5), lock (75).
+ */
 export function checkExitCode(items: readonly CheckItem[]): number {
-  for (const kind of ['dependency', 'docker', 'repository'] as const) {
+  for (const kind of ['dependency', 'docker', 'repository', 'lock'] as const) {
     if (items.some((i) => !i.ok && !i.skipped && i.kind === kind)) return EXIT[kind];
   }
   return items.every((i) => i.ok) ? ExitCode.OK : ExitCode.FAILURE;
+}
+
+/**
+ * Throw for the failing item that decides the exit code (as checkExitCode), so the run stops before
+ * anything is stopped with the same verdict `check` gives.
+ *
+ * @throws KopiDockaError with the item's exit code, detail and hint.
+ */
+export function assertReady(items: readonly CheckItem[]): void {
+  const code = checkExitCode(items);
+  if (code === ExitCode.OK) return;
+  const first = items.find((i) => !i.ok && !i.skipped && EXIT[i.kind] === code) ?? items.find((i) => !i.ok);
+  throw new KopiDockaError(`pre-flight ${first?.name ?? 'check'}: ${first?.detail ?? 'failed'}`, {
+    exitCode: code,
+    ...(first?.hint === undefined ? {} : { hint: first.hint }),
+  });
 }
