@@ -4,7 +4,7 @@
  * Each lives between a pair of marker comments; `node --import tsx scripts/config-doc.ts` rewrites
  * them, and a unit test fails when the doc and the table disagree. Pure: strings in, strings out.
  */
-import { KEYS, LEGACY_KEYS, SECTION_DOCS, type KeyDef, type SectionName } from './schema.js';
+import { KEYS, LEGACY_KEYS, LEGACY_SECTIONS, SECTION_DOCS, type KeyDef, type SectionName } from './schema.js';
 
 /** A generated block: its name appears in `<!-- NAME:begin -->` … `<!-- NAME:end -->`. */
 export interface GeneratedBlock {
@@ -48,6 +48,9 @@ export function renderLegacyKeys(): string {
     ...LEGACY_KEYS.map(
       (k) =>
         `| \`[${k.section}] ${k.name}\` | ${k.effect === 'ignored' ? 'no effect (warning)' : '**refused**'} | ${cell(k.reason)} |`,
+    ),
+    ...Object.entries(LEGACY_SECTIONS).map(
+      ([section, reason]) => `| \`[${section}]\` (the whole section) | **refused** | ${cell(reason)} |`,
     ),
   ].join('\n');
 }

@@ -106,3 +106,17 @@ export const LEGACY_KEYS: readonly LegacyKey[] = [
 export function findLegacyKey(section: string, name: string): LegacyKey | undefined {
   return LEGACY_KEYS.find((k) => k.section === section && k.name === name);
 }
+
+/**
+ * Sections of the original's later (JSON) configuration that have no counterpart here, with why.
+ * Refused: a user who configured them expects something kopi-docka would not do.
+ */
+export const LEGACY_SECTIONS: Readonly<Record<string, string>> = {
+  notifications:
+    'kopi-docka sends no notifications itself: a failed run exits non-zero and says why, so alert on the exit code ' +
+    '(e.g. OnFailure= in the systemd unit, or post_backup_hook); remove the section',
+  alerting:
+    'kopi-docka has no missed-backup alerting: alert on the exit code of each run, or on the age of the last line of <backup_base_path>/history.jsonl; remove the section',
+  credentials:
+    'kopi-docka writes to a filesystem repository only: mount the remote (sshfs, NFS, SMB, `rclone mount`) and set repository_path to the mount point; remove the section',
+};

@@ -15,7 +15,7 @@ import { parseIni } from './ini.js';
 import { ENV, locateConfig, type EnvGetter } from './locate.js';
 import { buildSettings, checkStructure, initialOrigins, readKeys } from './read.js';
 import { embeddedRepository, fileRepository } from './repository.js';
-import { DEFAULT_STATE_DIR, keyById, parseLogLevelValue, type Settings } from './schema.js';
+import { DEFAULT_STATE_DIR, parseLogLevelValue, type Settings } from './schema.js';
 import type { Config, Origin } from './types.js';
 
 export { defaultSearchPaths, ENV } from './locate.js';
@@ -83,7 +83,7 @@ function applyLogLevelEnv(settings: Settings, env: EnvGetter, origins: Record<st
       'use one of: debug, info, warning (or warn), error',
     );
   }
-  origins[keyById('logging.level').id] = 'env';
+  origins['logging.level'] = 'env';
 }
 
 /**

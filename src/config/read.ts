@@ -5,7 +5,7 @@
  */
 import { ConfigError } from '../errors.js';
 import type { IniDocument, IniEntry } from './ini.js';
-import { findLegacyKey } from './legacy.js';
+import { LEGACY_SECTIONS, findLegacyKey } from './legacy.js';
 import {
   KEYS,
   SCHEMA,
@@ -20,6 +20,13 @@ import {
 import type { Origin } from './types.js';
 
 function unknownSectionError(file: string, name: string, line: number): ConfigError {
+  const legacy = LEGACY_SECTIONS[name];
+  if (legacy !== undefined) {
+    return new ConfigError(
+      `${file}:${line}: [${name}] (a section of the original kopi-docka) is not supported`,
+      legacy,
+    );
+  }
   const guess = nearest(name, SECTIONS);
   return new ConfigError(
     `${file}:${line}: unknown section [${name}]${guess ? `; did you mean [${guess}]?` : ''}`,

@@ -162,6 +162,23 @@ void describe("the original's later INI README (profile, base_path, task_timeout
   });
 });
 
+void describe("the original's later, JSON-era configuration", () => {
+  void it('its sections without a counterpart are refused with what to do instead', async () => {
+    const { err, file } = await refused(`${MINIMAL}[notifications]\nenabled = true\n`);
+    assert.equal(
+      err.message,
+      `${file}:4: [notifications] (a section of the original kopi-docka) is not supported`,
+    );
+    assert.match(err.hint ?? '', /exit code/);
+  });
+
+  void it('a config.json is refused as JSON, pointing at the migration notes', async () => {
+    const { err, file } = await refused('\n{\n  "kopia": { "kopia_params": "filesystem --path /x" }\n}\n');
+    assert.match(err.message, new RegExp(`^${file}:2: this is a JSON file`));
+    assert.match(err.hint ?? '', /Coming from the original kopi-docka/);
+  });
+});
+
 void describe("the original's spellings of values", () => {
   void it("encryption: aes256 and chacha20 (any case) are aliases of Kopia's names", async () => {
     for (const [written, meant] of [
