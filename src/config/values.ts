@@ -186,6 +186,8 @@ export function parseAbsolutePath(raw: string): string {
     );
   }
   if (!v.startsWith('/')) throw new ValueError('an absolute path (starting with /)');
+  // `/srv/kopia  # main repo` would otherwise silently name a directory with the comment in it.
+  if (/\s[#;]/.test(v)) throw new ValueError('an absolute path without an inline comment');
   // Normalised so that `/srv/repo/` and `/srv/repo` are the same repository (and Kopia config file).
   return path.posix.resolve(v);
 }
@@ -259,8 +261,16 @@ export function parseList(raw: string): string[] {
   }
   return v
     .split(/[,\n]/)
-    .map((s) => unquote(s.trim()).trim())
+    .map((s) => unquoteItem(s.trim()))
     .filter((s) => s !== '');
+}
+
+/** An item of a plain list; an unquoted ` #` is an inline comment the user meant to drop, not a pattern. */
+function unquoteItem(item: string): string {
+  if (!/^["']/.test(item) && /\s#/.test(item)) {
+    throw new ValueError('a list without an inline comment (quote an item that really contains " #")');
+  }
+  return unquote(item).trim();
 }
 
 function splitQuotedList(inner: string): string[] {
@@ -340,6 +350,11 @@ export function splitShellWords(raw: string): string[] {
       if (s[i + 1] !== '\n') word += s[i + 1] ?? '';
       inWord = true;
       i += 2;
+    } else if (ch === '#' && !inWord) {
+      // A shell would end the command here; passing the comment as arguments is never what was meant.
+      throw new ValueError(
+        'a command line without an inline comment (an unquoted "#" starts a word; quote it to pass it literally)',
+      );
     } else if (SHELL_SPECIAL.has(ch)) {
       throw new ValueError(
         `a command line without shell syntax (found an unquoted "${ch}"; hooks run without a shell: ` +

@@ -238,6 +238,24 @@ void describe("the original's spellings of values", () => {
     );
     assert.match(err.hint ?? '', /comment only at the beginning of a line.*own line/);
   });
+
+  void it('an inline comment after a path, a list or a hook is refused, not taken into the value', async () => {
+    for (const text of [
+      `${MINIMAL}cache_directory = /var/cache/kopia   # fast disk\n`,
+      `${MINIMAL}[backup]\nexclude_patterns = *.log, cache/*  # junk\n`,
+      `${MINIMAL}[backup]\npre_backup_hook = /usr/local/bin/pre.sh # dump the db\n`,
+    ]) {
+      const { err } = await refused(text);
+      assert.match(err.message, /expected .*inline comment/, text);
+      assert.match(err.hint ?? '', /own line/, text);
+    }
+    // Quoted, the same characters are data.
+    const { cfg } = await load(
+      `${MINIMAL}[backup]\nexclude_patterns = "a #b"\npre_backup_hook = /bin/echo '#1'\n`,
+    );
+    assert.deepEqual(cfg.backup.excludePatterns, ['a #b']);
+    assert.deepEqual(cfg.backup.preBackupHook, ['/bin/echo', '#1']);
+  });
 });
 
 void describe('quotes and percent signs, as the original read them', () => {
