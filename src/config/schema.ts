@@ -6,7 +6,10 @@
  * - the key tables of docs/configuration.md (src/config/doc.ts, written by `node --import tsx
  *   scripts/config-doc.ts`; a unit test fails when the doc and this table disagree).
  *
- * Adding a key: a field in src/config/types.ts, one `setting({...})` below, then run the doc script.
+ * Adding a key: a field in src/config/types.ts, one `setting({...})` below (`resolved({...})` only
+ * for a key the loader must combine with others), then `node --import tsx scripts/config-doc.ts`.
+ * test/unit/config-keys.test.ts lists Config's fields as typed records, so typecheck points at it
+ * too: that is the check that the new field is really filled.
  * Keys of the original kopi-docka that do nothing here, or that are refused: src/config/legacy.ts.
  * The declaration's shape and helpers: src/config/key.ts.
  * No I/O here; the value parsers are in src/config/values.ts.
