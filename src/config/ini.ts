@@ -42,6 +42,19 @@ interface OpenValue {
   indent: number;
 }
 
+/**
+ * The original kopi-docka switched to a JSON config (`config.json`) in its v3; naming one here would
+ * otherwise fail on its first line with "cannot parse line", which does not say what to do.
+ */
+function refuseJson(lines: readonly string[], file: string): void {
+  const first = lines.findIndex((l) => l.trim() !== '');
+  if (first < 0 || !(lines[first] ?? '').trim().startsWith('{')) return;
+  throw new ConfigError(
+    `${file}:${first + 1}: this is a JSON file (the original kopi-docka's config.json, v3 and later), not INI`,
+    'kopi-docka reads INI: write the settings as [kopia] and [backup] sections — see "Coming from the original kopi-docka" in docs/configuration.md',
+  );
+}
+
 export function parseIni(text: string, file: string): IniDocument {
   const sections = new Map<string, IniSection>();
   let current: IniSection | undefined;
@@ -53,6 +66,7 @@ export function parseIni(text: string, file: string): IniDocument {
   };
 
   const lines = text.replace(/^\uFEFF/, '').split(/\r?\n/);
+  refuseJson(lines, file);
   lines.forEach((raw, idx) => {
     const lineNo = idx + 1;
     const stripped = raw.trim();

@@ -1,355 +1,361 @@
 /**
- * What a config file may contain: the sections and keys, their defaults, and the pure value parsers.
- * No I/O here; src/config/load.ts reads files and the environment and assembles the Config.
+ * The config keys, one declaration each. A declaration drives
+ * - parsing and validation (src/config/load.ts: which keys exist, which spellings are aliases, what
+ *   a value must look like, the default, the deprecation warning),
+ * - `kopi-docka config show` (src/cli/commands/config.ts: the value, masked when `secret`),
+ * - the key tables of docs/configuration.md (src/config/doc.ts, written by `node --import tsx
+ *   scripts/config-doc.ts`; a unit test fails when the doc and this table disagree).
+ *
+ * Adding a key: a field in src/config/types.ts, one `setting({...})` below (`resolved({...})` only
+ * for a key the loader must combine with others), then `node --import tsx scripts/config-doc.ts`.
+ * test/unit/config-keys.test.ts lists Config's fields as typed records, so typecheck points at it
+ * too: that is the check that the new field is really filled.
+ * Keys of the original kopi-docka that do nothing here, or that are refused: src/config/legacy.ts.
+ * The declaration's shape and helpers: src/config/key.ts.
+ * No I/O here; the value parsers are in src/config/values.ts.
  */
 import path from 'node:path';
-import type { LogLevel, VolumeMode } from './types.js';
+import {
+  PASSWORD_MASK,
+  resolved,
+  setting,
+  type KeyContext,
+  type KeyDef,
+  type SectionName,
+  type Settings,
+} from './key.js';
+import { LEGACY_KEYS } from './legacy.js';
+import type { RetentionSettings } from './types.js';
+import {
+  COMPRESSIONS,
+  COMPRESSION_ALIASES,
+  ENCRYPTIONS,
+  ENCRYPTION_ALIASES,
+  ENCRYPTION_REFUSED,
+  LZ4_HINT,
+  VOLUME_MODES,
+  parseAbsolutePath,
+  parseBool,
+  parseChoice,
+  parseCompression,
+  parseEncryption,
+  parseIdentityPart,
+  parseInteger,
+  parseList,
+  parseLogLevelValue,
+  parseWorkers,
+  shortHostname,
+  splitShellWords,
+} from './values.js';
 
-/** Kopia's compressor names (`kopia benchmark compression`), lz4 excluded: see LZ4_HINT. */
-export const COMPRESSIONS = [
-  'none',
-  'zstd',
-  'zstd-fastest',
-  'zstd-better-compression',
-  's2-default',
-  's2-better',
-  's2-parallel-4',
-  's2-parallel-8',
-  'gzip',
-  'gzip-best-speed',
-  'gzip-best-compression',
-  'pgzip',
-  'pgzip-best-speed',
-  'pgzip-best-compression',
-  'deflate-default',
-  'deflate-best-speed',
-  'deflate-best-compression',
-] as const;
+// The parsers, the declaration's types and the original's keys stay importable from here.
+export * from './key.js';
+export * from './legacy.js';
+export * from './values.js';
 
-export const LZ4_HINT =
-  'Kopia 0.23 removed lz4: data written with it can no longer be read; use zstd (the default) or s2-default';
+const code = (items: readonly string[]) => items.map((i) => `\`${i}\``).join(', ');
+const aliasDoc = (aliases: Readonly<Record<string, string>>) =>
+  Object.entries(aliases)
+    .map(([from, to]) => `\`${from}\` = \`${to}\``)
+    .join(', ');
 
-export const ENCRYPTIONS = ['AES256-GCM-HMAC-SHA256', 'CHACHA20-POLY1305-HMAC-SHA256'] as const;
+const hook = (raw: string): string[] | undefined => {
+  const argv = splitShellWords(raw);
+  return argv.length === 0 ? undefined : argv;
+};
+const HOOK_DOC =
+  "Split into arguments like a shell would (spaces separate, `'…'` and `\"…\"` quote, `\\` escapes) but **never run through a shell**: unquoted `\\|`, `&`, `;`, `<`, `>`, `` ` `` and `$` are refused. For shell features write `/bin/sh -c '…'`. Empty = none.";
 
-export const VOLUME_MODES: readonly VolumeMode[] = ['direct', 'tar'];
-export const LOG_LEVELS: readonly LogLevel[] = ['debug', 'info', 'warning', 'error'];
+const retention = (name: keyof RetentionSettings, fallback: number, doc: string) =>
+  setting({
+    section: 'retention',
+    name,
+    field: name,
+    type: 'integer ≥ 0',
+    default: fallback,
+    doc,
+    parse: (v) => parseInteger(v, 0),
+  });
 
-/** Hard ceiling for auto-detected workers: past this the storage, not the CPU, is the bottleneck. */
-export const AUTO_WORKERS_MAX = 8;
-/** Memory budgeted per auto-detected worker: one Kopia snapshot process hashing a large volume. */
-export const AUTO_WORKERS_BYTES_PER_WORKER = 1024 ** 3;
+/** Every key, in the order `config show` and the docs list them. */
+export const KEYS: readonly KeyDef[] = [
+  // [kopia]
+  resolved({
+    section: 'kopia',
+    name: 'repository_path',
+    type: 'absolute path',
+    defaultDoc: '— (**required**)',
+    doc: 'The filesystem Kopia repository. Trailing slashes are ignored. A URL (`s3://`, `b2://`, `sftp://`, …, which the original took) is refused: mount the storage and name the mount point.',
+    parse: parseAbsolutePath,
+    show: (cfg) => cfg.kopia.repositoryPath,
+  }),
+  resolved({
+    section: 'kopia',
+    name: 'password',
+    type: 'string',
+    doc: 'The password inline, taken literally (`%` and `#` included). One of `password_file`, `password` or `KOPI_DOCKA_PASSWORD` is required; if both keys are set, `password_file` wins and a warning says so. A value in quotes is refused: see [Quotes](#quotes).',
+    parse: (v) => v,
+    show: () => PASSWORD_MASK,
+    secret: true,
+  }),
+  resolved({
+    section: 'kopia',
+    name: 'password_file',
+    type: 'path',
+    doc: "File holding the repository password (recommended). Read whole; trailing newlines are dropped. A relative path is relative to the config file's directory.",
+    parse: (v) => v,
+    show: (cfg) => cfg.kopia.passwordFile ?? null,
+  }),
+  setting({
+    section: 'kopia',
+    name: 'compression',
+    field: 'compression',
+    type: 'Kopia compressor',
+    default: 'zstd',
+    doc: `One of ${code(COMPRESSIONS)}; ${aliasDoc(COMPRESSION_ALIASES)} (with a warning). \`lz4\` is refused: ${LZ4_HINT}.`,
+    parse: (v, ctx) => parseCompression(v, ctx.warn),
+  }),
+  setting({
+    section: 'kopia',
+    name: 'encryption',
+    field: 'encryption',
+    type: ENCRYPTIONS.map((e) => `\`${e}\``).join(' \\| '),
+    default: 'AES256-GCM-HMAC-SHA256',
+    doc: `Used only when the repository is created. The original's spellings are accepted, in any case: ${aliasDoc(ENCRYPTION_ALIASES)}. Refused: ${code(Object.keys(ENCRYPTION_REFUSED))} (Kopia cannot do them).`,
+    parse: parseEncryption,
+  }),
+  setting({
+    section: 'kopia',
+    name: 'cache_directory',
+    field: 'cacheDirectory',
+    type: 'absolute path',
+    default: '/var/cache/kopi-docka',
+    doc: "Kopia's cache.",
+    parse: parseAbsolutePath,
+  }),
+  setting({
+    section: 'kopia',
+    name: 'hostname',
+    field: 'hostname',
+    type: '`[A-Za-z0-9][A-Za-z0-9._-]*`',
+    defaultFrom: (ctx) => shortHostname(ctx.system.hostname),
+    defaultText: 'the host name up to the first ".", lower-cased',
+    defaultDoc: 'the host name up to the first `.`, lower-cased',
+    doc: 'Recorded on every snapshot as `username@hostname`. Lower-cased. Set it if the machine may be renamed, or to restore on a new host under the old identity.',
+    parse: parseIdentityPart,
+  }),
+  setting({
+    section: 'kopia',
+    name: 'username',
+    field: 'username',
+    type: 'same as `hostname`',
+    default: 'kopi-docka',
+    doc: 'See `hostname`.',
+    parse: parseIdentityPart,
+  }),
 
-export const DEFAULT_STATE_DIR = '/var/lib/kopi-docka';
-
-export const DEFAULTS = {
-  kopia: {
-    compression: 'zstd',
-    encryption: 'AES256-GCM-HMAC-SHA256',
-    cacheDirectory: '/var/cache/kopi-docka',
-    username: 'kopi-docka',
-    binary: 'kopia',
+  // [backup]
+  setting({
+    section: 'backup',
+    name: 'backup_base_path',
+    field: 'backupBasePath',
+    aliases: ['base_path'],
+    type: 'absolute path',
+    defaultFrom: (ctx) => path.join(ctx.stateDir, 'backups'),
+    defaultText: '<state dir>/backups',
+    defaultDoc: '`<state dir>/backups` (`/var/lib/kopi-docka/backups`)',
+    doc: 'Where the run history (`history.jsonl`) is kept.',
+    parse: parseAbsolutePath,
+  }),
+  {
+    // Two fields (the number and whether it came from `auto`), so written out rather than setting().
+    ...setting({
+      section: 'backup',
+      name: 'parallel_workers',
+      field: 'parallelWorkers',
+      type: '`auto` or integer 1–64',
+      default: 0,
+      defaultText: 'auto',
+      doc: 'How many data sources of a unit are snapshotted at once. See [below](#parallel_workers--auto).',
+      parse: (v, ctx) => parseWorkers(v, ctx.system).workers,
+    }),
+    parse: (v: string, ctx: KeyContext) => parseWorkers(v, ctx.system),
+    fallback: (ctx: KeyContext) => parseWorkers('auto', ctx.system),
+    apply: (target: Settings, value: unknown) => {
+      // parse/fallback above return parseWorkers' result.
+      const w = value as ReturnType<typeof parseWorkers>;
+      target.backup.parallelWorkers = w.workers;
+      target.backup.parallelWorkersAuto = w.auto;
+    },
   },
-  backup: {
-    parallelWorkers: 'auto',
-    stopTimeout: 30,
-    startTimeout: 120,
-    taskTimeout: 3600,
-    volumeMode: 'direct' as VolumeMode,
-    tarDeterministicMtime: false,
-    updateRecoveryBundle: false,
-    recoveryBundleRetention: 3,
-  },
-  retention: { latest: 10, hourly: 0, daily: 7, weekly: 4, monthly: 12, yearly: 3 },
-  logging: { level: 'info' as LogLevel },
-} as const;
+  setting({
+    section: 'backup',
+    name: 'stop_timeout',
+    field: 'stopTimeout',
+    type: 'integer 1–3600 (s)',
+    default: 30,
+    doc: "Graceful stop timeout; a container's own longer `StopTimeout` wins.",
+    parse: (v) => parseInteger(v, 1, 3600),
+  }),
+  setting({
+    section: 'backup',
+    name: 'start_timeout',
+    field: 'startTimeout',
+    type: 'integer 1–3600 (s)',
+    default: 120,
+    doc: 'How long to wait for containers to be running (and healthy, if they have a healthcheck) after the snapshot.',
+    parse: (v) => parseInteger(v, 1, 3600),
+  }),
+  setting({
+    section: 'backup',
+    name: 'stall_timeout',
+    field: 'stallTimeout',
+    type: 'integer ≥ 0 (s)',
+    default: 300,
+    doc: "A Kopia or tar call that reports no progress — no bytes, no files — for this long is aborted, the unit's containers are restarted and the unit fails with that reason. `0` = off. Catches a hung call without limiting a long one.",
+    parse: (v) => parseInteger(v, 0),
+  }),
+  setting({
+    section: 'backup',
+    name: 'task_timeout',
+    field: 'taskTimeout',
+    type: 'integer ≥ 0 (s)',
+    default: 0,
+    doc: '**Deprecated** (a key of the original), still honoured, with a warning: the longest any single Kopia or tar call may take while containers are down; `0` = no limit (the default, as in the original). A hung call is caught by `stall_timeout` instead.',
+    parse: (v) => parseInteger(v, 0),
+    deprecated: (v) =>
+      `task_timeout is deprecated (a key of the Python kopi-docka); it is still honoured: each Kopia/tar call while containers are down may take ${v === 0 ? 'unlimited time' : `at most ${v} s`} (a hung call is caught by stall_timeout)`,
+  }),
+  setting({
+    section: 'backup',
+    name: 'exclude_patterns',
+    field: 'excludePatterns',
+    type: 'list',
+    default: [],
+    defaultText: 'empty',
+    defaultDoc: 'empty',
+    quotes: 'parse',
+    doc: 'Patterns left out of every volume. Three spellings: `*.log, cache/*`; one per indented continuation line; or a bracketed list `["*.log", "cache/*"]` (single quotes also work). Empty entries are dropped. A pattern containing a comma needs the quoted bracketed form.',
+    parse: parseList,
+  }),
+  setting({
+    section: 'backup',
+    name: 'volume_mode',
+    field: 'volumeMode',
+    type: VOLUME_MODES.map((m) => `\`${m}\``).join(' \\| '),
+    default: 'direct',
+    doc: "`direct`: Kopia snapshots the volume's files (incremental, unchanged files are not re-read). `tar`: one tar stream per volume (keeps xattrs, ACLs, hard links).",
+    parse: (v) => parseChoice(v, VOLUME_MODES),
+  }),
+  setting({
+    section: 'backup',
+    name: 'tar_deterministic_mtime',
+    field: 'tarDeterministicMtime',
+    type: 'boolean',
+    default: false,
+    doc: "`tar` mode only: store every mtime as 0 (the original's `--mtime=@0`); restored files then all have mtime 1970.",
+    parse: parseBool,
+  }),
+  setting({
+    section: 'backup',
+    name: 'update_recovery_bundle',
+    field: 'updateRecoveryBundle',
+    type: 'boolean',
+    default: false,
+    doc: 'Write a disaster-recovery bundle after each run.',
+    parse: parseBool,
+  }),
+  setting({
+    section: 'backup',
+    name: 'recovery_bundle_path',
+    field: 'recoveryBundlePath',
+    type: 'absolute path',
+    defaultFrom: (ctx) => path.join(ctx.stateDir, 'recovery'),
+    defaultText: '<state dir>/recovery',
+    defaultDoc: '`<state dir>/recovery`',
+    doc: 'Where recovery bundles go.',
+    parse: parseAbsolutePath,
+  }),
+  setting({
+    section: 'backup',
+    name: 'recovery_bundle_retention',
+    field: 'recoveryBundleRetention',
+    type: 'integer 1–100',
+    default: 3,
+    doc: 'How many bundles to keep.',
+    parse: (v) => parseInteger(v, 1, 100),
+  }),
+  setting({
+    section: 'backup',
+    name: 'pre_backup_hook',
+    field: 'preBackupHook',
+    type: 'command line',
+    defaultDoc: 'none',
+    quotes: 'parse',
+    doc: `Run before the backup. ${HOOK_DOC}`,
+    parse: hook,
+  }),
+  setting({
+    section: 'backup',
+    name: 'post_backup_hook',
+    field: 'postBackupHook',
+    type: 'command line',
+    defaultDoc: 'none',
+    quotes: 'parse',
+    doc: 'Run after the backup; same rules.',
+    parse: hook,
+  }),
 
-/** Every section and key a config file may contain. */
-export const SCHEMA: Readonly<Record<string, readonly string[]>> = {
-  kopia: [
-    'repository_path',
-    'password',
-    'password_file',
-    'compression',
-    'encryption',
-    'cache_directory',
-    'hostname',
-    'username',
-  ],
-  backup: [
-    'backup_base_path',
-    'parallel_workers',
-    'stop_timeout',
-    'start_timeout',
-    'task_timeout',
-    'exclude_patterns',
-    'volume_mode',
-    'tar_deterministic_mtime',
-    'update_recovery_bundle',
-    'recovery_bundle_path',
-    'recovery_bundle_retention',
-    'pre_backup_hook',
-    'post_backup_hook',
-  ],
-  retention: ['latest', 'hourly', 'daily', 'weekly', 'monthly', 'yearly'],
-  logging: ['level'],
+  // [retention]
+  retention('latest', 10, 'Newest snapshots kept regardless of age.'),
+  retention('hourly', 0, 'One per hour, for this many hours.'),
+  retention('daily', 7, 'One per day, for this many days.'),
+  retention('weekly', 4, 'One per week, for this many weeks.'),
+  retention('monthly', 12, 'One per month, for this many months.'),
+  retention('yearly', 3, "One per year, for this many years (Kopia's `annual`)."),
+
+  // [logging]
+  setting({
+    section: 'logging',
+    name: 'level',
+    field: 'level',
+    type: '`debug` \\| `info` \\| `warning` \\| `error`',
+    default: 'info',
+    doc: 'Messages below this level are not printed; any case (`INFO`), `warn` = `warning`, `critical` = `error` (with a warning). `KOPI_DOCKA_LOG_LEVEL` and `--log-level` override it.',
+    parse: (v, ctx) => parseLogLevelValue(v, ctx.warn),
+  }),
+];
+
+/** One paragraph per section for the docs. */
+export const SECTION_DOCS: Readonly<Record<SectionName, string>> = {
+  kopia: 'The repository, its password and how snapshots are recorded.',
+  backup: 'How a backup run treats each unit.',
+  retention:
+    'How many snapshots Kopia keeps **per source** (each volume, bind mount and recipe of a unit), applied as Kopia retention policy.',
+  logging: 'What is printed.',
 };
 
-/** Keys of the Python kopi-docka (or spellings people use) that do not exist here, with what to write instead. */
-export const LEGACY_KEY_HINTS: Readonly<Record<string, string>> = {
-  'kopia.kopia_params':
-    'kopi-docka takes a filesystem repository: set "repository_path = /absolute/path" instead',
-  'kopia.profile': 'not needed: kopi-docka keeps its own Kopia config file per repository_path',
-  'kopia.cache_size_mb': 'not supported; remove the line',
-  'backup.base_path': 'it is called "backup_base_path"',
-  'backup.backup_scope':
-    'not supported: every backup includes the recipe and all data sources; remove the line',
-  'backup.database_backup': 'not supported: databases are backed up cold with their volumes; remove the line',
-  'retention.annual': 'it is called "yearly"',
-};
+/** Sections in file order: the key sections, then those that exist only for the original's keys. */
+export const SECTIONS: readonly string[] = [
+  ...new Set([...KEYS.map((k) => k.section), ...LEGACY_KEYS.map((k) => k.section)]),
+];
 
-/** Classic edit distance; config keys are short, so the O(n·m) table is fine. */
-export function levenshtein(a: string, b: string): number {
-  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const cur = [i];
-    for (let j = 1; j <= b.length; j++) {
-      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
-      cur.push(Math.min((prev[j] ?? 0) + 1, (cur[j - 1] ?? 0) + 1, (prev[j - 1] ?? 0) + cost));
-    }
-    prev = cur;
-  }
-  return prev[b.length] ?? 0;
+/** Every section and its keys' names (no aliases), in KEYS order. */
+export const SCHEMA: Readonly<Record<string, readonly string[]>> = Object.fromEntries(
+  [...new Set(KEYS.map((k) => k.section))].map((s) => [
+    s,
+    KEYS.filter((k) => k.section === s).map((k) => k.name),
+  ]),
+);
+
+/** The declaration of `section.name` (by INI name or alias), if it is a key. */
+export function findKey(section: string, name: string): KeyDef | undefined {
+  return KEYS.find((k) => k.section === section && (k.name === name || k.aliases.includes(name)));
 }
 
-/** The closest candidate within edit distance 3, if any (ties: the first in candidate order). */
-export function nearest(word: string, candidates: readonly string[]): string | undefined {
-  let best: string | undefined;
-  let bestDistance = 4;
-  for (const c of candidates) {
-    const d = levenshtein(word.toLowerCase(), c.toLowerCase());
-    if (d < bestDistance) {
-      best = c;
-      bestDistance = d;
-    }
-  }
-  return best;
-}
-
-/** A value that failed to parse: `expected` completes "expected …". */
-export class ValueError extends Error {
-  constructor(
-    readonly expected: string,
-    readonly hint?: string,
-  ) {
-    super(`expected ${expected}`);
-  }
-}
-
-const TRUE_WORDS = new Set(['true', 'yes', 'on', '1']);
-const FALSE_WORDS = new Set(['false', 'no', 'off', '0']);
-
-export function parseBool(raw: string): boolean {
-  const v = raw.trim().toLowerCase();
-  if (TRUE_WORDS.has(v)) return true;
-  if (FALSE_WORDS.has(v)) return false;
-  throw new ValueError('a boolean (true/false, yes/no, on/off, 1/0)');
-}
-
-export function parseInteger(raw: string, min: number, max: number = Number.MAX_SAFE_INTEGER): number {
-  const v = raw.trim();
-  const range = max === Number.MAX_SAFE_INTEGER ? `≥ ${min}` : `from ${min} to ${max}`;
-  if (!/^[+-]?\d+$/.test(v)) throw new ValueError(`an integer ${range}`);
-  const n = Number(v);
-  if (!Number.isSafeInteger(n) || n < min || n > max) throw new ValueError(`an integer ${range}`);
-  return n;
-}
-
-export function parseChoice<T extends string>(raw: string, choices: readonly T[]): T {
-  const v = raw.trim().toLowerCase();
-  const found = choices.find((c) => c.toLowerCase() === v);
-  if (found === undefined) throw new ValueError(`one of ${choices.join(', ')}`);
-  return found;
-}
-
-export function parseLogLevelValue(raw: string): LogLevel {
-  const v = raw.trim().toLowerCase();
-  return parseChoice(v === 'warn' ? 'warning' : v, LOG_LEVELS);
-}
-
-export function parseCompression(raw: string): string {
-  const v = raw.trim().toLowerCase();
-  if (v === 'lz4') throw new ValueError(`a Kopia compression other than lz4`, LZ4_HINT);
-  return parseChoice(v, COMPRESSIONS);
-}
-
-export function parseAbsolutePath(raw: string): string {
-  const v = raw.trim();
-  if (!v.startsWith('/')) throw new ValueError('an absolute path (starting with /)');
-  // Normalised so that `/srv/repo/` and `/srv/repo` are the same repository (and Kopia config file).
-  return path.posix.resolve(v);
-}
-
-/**
- * Kopia records `username@hostname` on every snapshot; keep it to characters that survive being a
- * source identity and lower-case it so the same host never shows up under two spellings.
- */
-export function parseIdentityPart(raw: string): string {
-  const v = raw.trim();
-  if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(v)) {
-    throw new ValueError('letters, digits, ".", "_" or "-" (starting with a letter or digit)');
-  }
-  return v.toLowerCase();
-}
-
-/** The default hostname: the short host name, lower-cased, so FQDN changes keep the same identity. */
-export function shortHostname(osHostname: string): string {
-  const short = osHostname.split('.')[0]?.trim().toLowerCase() ?? '';
-  return /^[a-z0-9][a-z0-9_-]*$/.test(short) ? short : 'localhost';
-}
-
-/**
- * `parallel_workers = auto`: one worker per CPU core, but no more than one per GiB of available
- * memory (each worker is a Kopia process that can take several hundred MiB while hashing a large
- * volume), and never more than AUTO_WORKERS_MAX; at least 1.
- */
-export function autoWorkers(cores: number, availableMemoryBytes: number): number {
-  const byMemory = Math.floor(availableMemoryBytes / AUTO_WORKERS_BYTES_PER_WORKER);
-  return Math.max(1, Math.min(Math.max(1, Math.floor(cores)), byMemory, AUTO_WORKERS_MAX));
-}
-
-export function parseWorkers(
-  raw: string,
-  system: { cores: number; availableMemoryBytes: number },
-): { workers: number; auto: boolean } {
-  if (raw.trim().toLowerCase() === 'auto') {
-    return { workers: autoWorkers(system.cores, system.availableMemoryBytes), auto: true };
-  }
-  try {
-    return { workers: parseInteger(raw, 1, 64), auto: false };
-  } catch {
-    throw new ValueError('"auto" or an integer from 1 to 64');
-  }
-}
-
-function unquote(item: string): string {
-  const m = /^(["'])(.*)\1$/s.exec(item);
-  return m ? (m[2] ?? '') : item;
-}
-
-/**
- * exclude_patterns in any of the three spellings people write: `*.log, cache/*`, one pattern per
- * continuation line, or a bracketed list `["*.log", "cache/*"]` (JSON or single-quoted, as the
- * original's JSON config had it). A pattern containing a comma needs the quoted list form.
- */
-export function parseList(raw: string): string[] {
-  const v = raw.trim();
-  if (v === '') return [];
-  if (v.startsWith('[')) {
-    if (!v.endsWith(']')) throw new ValueError('a list: a bracketed list must end with "]"');
-    try {
-      const parsed: unknown = JSON.parse(v);
-      if (Array.isArray(parsed) && parsed.every((x): x is string => typeof x === 'string')) {
-        return parsed.map((s) => s.trim()).filter((s) => s !== '');
-      }
-    } catch {
-      // Not JSON (e.g. single quotes or bare words): fall through to the tolerant reader.
-    }
-    return splitQuotedList(v.slice(1, -1));
-  }
-  return v
-    .split(/[,\n]/)
-    .map((s) => unquote(s.trim()).trim())
-    .filter((s) => s !== '');
-}
-
-function splitQuotedList(inner: string): string[] {
-  const items: string[] = [];
-  let i = 0;
-  while (i < inner.length) {
-    while (i < inner.length && /[\s,]/.test(inner[i] ?? '')) i++;
-    if (i >= inner.length) break;
-    const ch = inner[i];
-    if (ch === '"' || ch === "'") {
-      const end = inner.indexOf(ch, i + 1);
-      if (end < 0) throw new ValueError(`a list: unterminated ${ch} quote`);
-      items.push(inner.slice(i + 1, end));
-      i = end + 1;
-      while (i < inner.length && /\s/.test(inner[i] ?? '')) i++;
-      if (i < inner.length && inner[i] !== ',')
-        throw new ValueError('a list: expected "," after a quoted item');
-    } else {
-      let end = inner.indexOf(',', i);
-      if (end < 0) end = inner.length;
-      items.push(inner.slice(i, end));
-      i = end;
-    }
-  }
-  return items.map((s) => s.trim()).filter((s) => s !== '');
-}
-
-const SHELL_SPECIAL = new Set(['|', '&', ';', '<', '>', '`', '$']);
-
-/**
- * Split a hook command line into argv by simple shell-word rules — whitespace separates words,
- * '…' is literal, "…" allows \" \\ \$ \`, a backslash outside quotes escapes the next character —
- * without ever running a shell. Unquoted shell syntax (pipes, redirects, `;`, `&&`, `$VAR`) is
- * rejected rather than passed through as a literal argument the user did not mean.
- */
-export function splitShellWords(raw: string): string[] {
-  const words: string[] = [];
-  let word = '';
-  let inWord = false;
-  let i = 0;
-  const s = raw;
-  while (i < s.length) {
-    const ch = s[i] ?? '';
-    if (/\s/.test(ch)) {
-      if (inWord) words.push(word);
-      word = '';
-      inWord = false;
-      i++;
-    } else if (ch === "'") {
-      const end = s.indexOf("'", i + 1);
-      if (end < 0) throw new ValueError("a command line: unterminated ' quote");
-      word += s.slice(i + 1, end);
-      inWord = true;
-      i = end + 1;
-    } else if (ch === '"') {
-      i++;
-      let closed = false;
-      while (i < s.length) {
-        const c = s[i] ?? '';
-        if (c === '"') {
-          closed = true;
-          i++;
-          break;
-        }
-        if (c === '\\' && i + 1 < s.length && '"\\$`\n'.includes(s[i + 1] ?? '')) {
-          if (s[i + 1] !== '\n') word += s[i + 1] ?? '';
-          i += 2;
-          continue;
-        }
-        word += c;
-        i++;
-      }
-      if (!closed) throw new ValueError('a command line: unterminated " quote');
-      inWord = true;
-    } else if (ch === '\\') {
-      if (i + 1 >= s.length) throw new ValueError('a command line: trailing backslash');
-      if (s[i + 1] !== '\n') word += s[i + 1] ?? '';
-      inWord = true;
-      i += 2;
-    } else if (SHELL_SPECIAL.has(ch)) {
-      throw new ValueError(
-        `a command line without shell syntax (found an unquoted "${ch}"; hooks run without a shell: ` +
-          `quote it to pass it literally, or write /bin/sh -c '…')`,
-      );
-    } else {
-      word += ch;
-      inWord = true;
-      i++;
-    }
-  }
-  if (inWord) words.push(word);
-  return words;
+/** The declaration with this id; throws on a typo in the code (never on user input). */
+export function keyById(id: string): KeyDef {
+  const def = KEYS.find((k) => k.id === id);
+  if (def === undefined) throw new Error(`internal: ${id} is not in the config key table`);
+  return def;
 }

@@ -1,4 +1,7 @@
-/** The effective, validated configuration every command works from. Produced only by src/config/load.ts. */
+/**
+ * The effective, validated configuration every command works from. Produced only by src/config/load.ts;
+ * which INI key fills which field is declared in src/config/schema.ts.
+ */
 
 export type VolumeMode = 'direct' | 'tar';
 export type LogLevel = 'debug' | 'info' | 'warning' | 'error';
@@ -35,8 +38,13 @@ export interface BackupSettings {
   stopTimeout: number;
   /** Seconds to wait for containers to be running/healthy after the snapshot. */
   startTimeout: number;
-  /** Seconds any single Kopia/tar call may take while containers are down; 0 = no limit (legacy task_timeout). */
+  /** Seconds any single Kopia/tar call may take while containers are down; 0 = no limit (the default; legacy task_timeout). */
   taskTimeout: number;
+  /**
+   * Seconds a Kopia/tar call may go without progress (no bytes, no files) before it is aborted, the
+   * unit's containers restarted and the unit failed with that reason; 0 = off. Default 300.
+   */
+  stallTimeout: number;
   excludePatterns: string[];
   volumeMode: VolumeMode;
   tarDeterministicMtime: boolean;

@@ -232,7 +232,9 @@ void describe('loadConfig: a config file', () => {
       parallelWorkersAuto: true,
       stopTimeout: 30,
       startTimeout: 120,
-      taskTimeout: 3600,
+      // No wall-clock limit by default (as the original); a hung call is caught by stall_timeout.
+      taskTimeout: 0,
+      stallTimeout: 300,
       excludePatterns: [],
       volumeMode: 'direct',
       tarDeterministicMtime: false,

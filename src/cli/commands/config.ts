@@ -1,13 +1,12 @@
 /** `kopi-docka config show [--json]`: the effective configuration, where each value came from, password masked. */
 import type { Command } from '@commander-js/extra-typings';
-import { SCHEMA } from '../../config/schema.js';
+import { KEYS, PASSWORD_MASK, type SettingValue } from '../../config/schema.js';
 import type { Config, Origin } from '../../config/types.js';
 import { createContext, exitState, globalsOf } from '../context.js';
 import { table, type Output } from '../output.js';
 
-export const PASSWORD_MASK = '********';
-
-export type SettingValue = string | number | boolean | string[] | null;
+// Declared with the key table; re-exported where `config show` always had them.
+export { PASSWORD_MASK, type SettingValue };
 
 export interface SettingView {
   value: SettingValue;
@@ -27,54 +26,16 @@ export interface ConfigView {
   warnings: string[];
 }
 
-function settingValues(cfg: Config): Record<string, Record<string, SettingValue>> {
-  const { kopia, backup, retention } = cfg;
-  return {
-    kopia: {
-      repository_path: kopia.repositoryPath,
-      // Never the password itself, not even a prefix: `config show` output ends up in tickets and chats.
-      password: PASSWORD_MASK,
-      password_file: kopia.passwordFile ?? null,
-      compression: kopia.compression,
-      encryption: kopia.encryption,
-      cache_directory: kopia.cacheDirectory,
-      hostname: kopia.hostname,
-      username: kopia.username,
-    },
-    backup: {
-      backup_base_path: backup.backupBasePath,
-      parallel_workers: backup.parallelWorkers,
-      stop_timeout: backup.stopTimeout,
-      start_timeout: backup.startTimeout,
-      task_timeout: backup.taskTimeout,
-      exclude_patterns: backup.excludePatterns,
-      volume_mode: backup.volumeMode,
-      tar_deterministic_mtime: backup.tarDeterministicMtime,
-      update_recovery_bundle: backup.updateRecoveryBundle,
-      recovery_bundle_path: backup.recoveryBundlePath,
-      recovery_bundle_retention: backup.recoveryBundleRetention,
-      pre_backup_hook: backup.preBackupHook ?? null,
-      post_backup_hook: backup.postBackupHook ?? null,
-    },
-    retention: { ...retention },
-    logging: { level: cfg.logging.level },
-  };
-}
-
-/** The effective configuration as data, in schema order, with the password masked. */
+/**
+ * The effective configuration as data, in key-table order, secrets masked (each key's `show` in
+ * src/config/schema.ts decides its printed value; the password's is PASSWORD_MASK).
+ */
 export function configView(cfg: Config): ConfigView {
-  const values = settingValues(cfg);
   const sections: ConfigView['sections'] = {};
-  for (const [section, keys] of Object.entries(SCHEMA)) {
-    const out: Record<string, SettingView> = {};
-    for (const key of keys) {
-      const value = values[section]?.[key];
-      if (value === undefined) throw new Error(`internal: config show does not know ${section}.${key}`);
-      const view: SettingView = { value, origin: cfg.origins[`${section}.${key}`] ?? 'default' };
-      if (section === 'backup' && key === 'parallel_workers') view.auto = cfg.backup.parallelWorkersAuto;
-      out[key] = view;
-    }
-    sections[section] = out;
+  for (const def of KEYS) {
+    const view: SettingView = { value: def.show(cfg), origin: cfg.origins[def.id] ?? 'default' };
+    if (def.id === 'backup.parallel_workers') view.auto = cfg.backup.parallelWorkersAuto;
+    (sections[def.section] ??= {})[def.name] = view;
   }
   return {
     file: cfg.file ?? null,
