@@ -94,6 +94,21 @@ interface ExecOptions extends CallOptions {
   onStderrLine?: (line: string) => void;
   stdoutTo?: Writable;
   input?: Readable;
+  /** The stall watchdog (RunOptions.stallTimeoutMs), fed by Kopia's progress counters. */
+  stallTimeoutMs?: number;
+}
+
+/**
+ * What counts as progress in Kopia's progress line (` | 3 hashing, 120 hashed (1.2 GB), 5 cached (3 MB),
+ * uploaded 300 MB, estimated 5 GB (24%) 1m left`): its counters only — the spinner and the estimate
+ * change while nothing moves. Other lines (log lines) are not progress.
+ */
+export function progressCounters(line: string): string | undefined {
+  if (!/\bhashing\b|\bhashed\b/.test(line)) return undefined;
+  return line
+    .replace(/^[\s*|/\\-]+/, '')
+    .replace(/,?\s*estimat.*$/, '')
+    .trim();
 }
 
 export class Kopia {
@@ -202,6 +217,7 @@ export class Kopia {
         ...(o.onStderrLine === undefined ? {} : { onStderrLine: o.onStderrLine }),
         ...(o.stdoutTo === undefined ? {} : { stdoutTo: o.stdoutTo }),
         ...(o.input === undefined ? {} : { input: o.input }),
+        ...(o.stallTimeoutMs ? { stallTimeoutMs: o.stallTimeoutMs, progressKey: progressCounters } : {}),
       });
     } catch (err) {
       throw this.spawnError(err);
@@ -223,9 +239,9 @@ export class Kopia {
   /** Turn a non-successful result into a KopiaError with a classification and hint. */
   private failure(sub: readonly string[], res: RunResult, extraHint?: string): KopiaError {
     const command = `kopia ${sub.join(' ')}`;
-    if (res.timedOut || res.aborted || (res.signal && res.code === null)) {
+    if (res.stalled || res.timedOut || res.aborted || (res.signal && res.code === null)) {
       return new KopiaError(`${command} ${describeResult(res)}`, {
-        reason: res.timedOut ? 'timeout' : res.aborted ? 'aborted' : 'killed',
+        reason: res.stalled ? 'stalled' : res.timedOut ? 'timeout' : res.aborted ? 'aborted' : 'killed',
         command,
         result: res,
       });
@@ -512,7 +528,8 @@ export class Kopia {
   /** Snapshot the directory (or file) `dir` under the identity `opts.source`. */
   async snapshotCreate(dir: string, opts: SnapshotCreateOptions): Promise<SnapshotManifest> {
     if (!path.isAbsolute(dir)) throw new KopiDockaError(`snapshot path must be absolute: ${dir}`);
-    const progress = opts.onProgress !== undefined;
+    // The stall watchdog reads Kopia's progress counters: it needs the progress line.
+    const progress = opts.onProgress !== undefined || Boolean(opts.stallTimeoutMs);
     const argv = this.argv(['snapshot', 'create'], this.snapshotFlags(opts), [dir], { progress });
     const res = await this.exec(argv, {
       ...opts,
@@ -529,6 +546,7 @@ export class Kopia {
   stdinSnapshotArgv(
     name: string,
     opts: { source: string; tags: Record<string, string>; description?: string },
+    progress = false,
   ): string[] {
     if (!name || name.includes('/') || name === '.' || name === '..') {
       throw new KopiDockaError(`invalid stdin file name "${name}"`);
@@ -539,6 +557,7 @@ export class Kopia {
       ['snapshot', 'create'],
       [...this.snapshotFlags(opts), `--stdin-file=${name}`],
       [src.path],
+      { progress },
     );
     return argv;
   }
@@ -571,17 +590,22 @@ export class Kopia {
       description?: string;
       timeoutMs?: number | undefined;
       signal?: AbortSignal | undefined;
+      /** The stall watchdog on Kopia (ms; 0 = off): no hashed bytes for this long stops the pipeline. */
+      stallTimeoutMs?: number | undefined;
     },
   ): Promise<{ producer: RunResult; kopia: RunResult; kopiaFailedFirst: boolean }> {
     this.assertPassword();
-    const argv = this.stdinSnapshotArgv(name, opts);
+    const argv = this.stdinSnapshotArgv(name, opts, Boolean(opts.stallTimeoutMs));
     const env = this.env();
     const bounds: RunOptions = {
       ...(opts.timeoutMs === undefined ? {} : { timeoutMs: opts.timeoutMs }),
       ...(opts.signal === undefined ? {} : { signal: opts.signal }),
     };
     this.debug?.(`${producer.join(' ')} | kopia ${argv.slice(1).join(' ')}`);
-    const res = await pipeline(producer, argv, bounds, { ...bounds, env }).catch((err: unknown) => {
+    const stall: RunOptions = opts.stallTimeoutMs
+      ? { stallTimeoutMs: opts.stallTimeoutMs, progressKey: progressCounters }
+      : {};
+    const res = await pipeline(producer, argv, bounds, { ...bounds, ...stall, env }).catch((err: unknown) => {
       throw this.spawnError(err);
     });
     return {
@@ -624,7 +648,10 @@ export class Kopia {
     const stderr = this.redact(result.stderrTail);
     const { reason, hint } = classifyStderr(stderr);
     const last = lastLines(stderr);
-    const how = result.timedOut ? 'timed out' : `exited ${String(result.code ?? result.signal)}`;
+    const how =
+      result.stalled || result.timedOut
+        ? describeResult(result)
+        : `exited ${String(result.code ?? result.signal)}`;
     return new KopiaError(`kopia failed while reading the tar stream of ${what} (${how}): ${last}`, {
       reason,
       command: 'kopia snapshot create --stdin-file',

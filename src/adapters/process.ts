@@ -27,6 +27,14 @@ export interface RunOptions {
   onStderrLine?: (line: string) => void;
   /** Grace period between SIGTERM and SIGKILL when we stop the child. */
   killGraceMs?: number;
+  /**
+   * Stop the child when it makes no progress for this many ms (0 or undefined = off) — the stall
+   * watchdog: a hung call is caught without a wall-clock limit on a long one. Progress is stdout data,
+   * or a stderr line whose `progressKey` differs from the last one seen (default: the line itself;
+   * a key of undefined is not progress).
+   */
+  stallTimeoutMs?: number;
+  progressKey?: (line: string) => string | undefined;
 }
 
 export interface RunResult {
@@ -36,6 +44,8 @@ export interface RunResult {
   stderrTail: string;
   timedOut: boolean;
   aborted: boolean;
+  /** Stopped by the stall watchdog (RunOptions.stallTimeoutMs); absent or false otherwise. */
+  stalled?: boolean;
 }
 
 const STDERR_TAIL_BYTES = 4096;
@@ -159,6 +169,30 @@ export function start(argv: readonly string[], opts: RunOptions = {}): Spawned {
     aborted = true;
     stop();
   };
+  let stalled = false;
+  let lastProgressAt = Date.now();
+  let lastKey: string | undefined;
+  const stallMs = opts.stallTimeoutMs ?? 0;
+  const stallTimer =
+    stallMs > 0
+      ? setInterval(
+          () => {
+            if (Date.now() - lastProgressAt < stallMs || stalled) return;
+            stalled = true;
+            stop();
+          },
+          Math.min(5000, Math.max(50, stallMs / 4)),
+        )
+      : undefined;
+  stallTimer?.unref();
+  const sawLine = (l: string) => {
+    if (stallMs <= 0) return;
+    const key = opts.progressKey ? opts.progressKey(l) : l;
+    if (key !== undefined && key !== lastKey) {
+      lastKey = key;
+      lastProgressAt = Date.now();
+    }
+  };
   if (opts.signal) {
     if (opts.signal.aborted) onAbort();
     else opts.signal.addEventListener('abort', onAbort, { once: true });
@@ -168,6 +202,7 @@ export function start(argv: readonly string[], opts: RunOptions = {}): Spawned {
   const outChunks: Buffer[] = [];
   let outBytes = 0;
   let outOverflow = false;
+  if (stallMs > 0) child.stdout?.on('data', () => (lastProgressAt = Date.now()));
   if (opts.stdoutTo) {
     child.stdout?.pipe(opts.stdoutTo);
   } else {
@@ -185,10 +220,14 @@ export function start(argv: readonly string[], opts: RunOptions = {}): Spawned {
   child.stderr?.setEncoding('utf8');
   child.stderr?.on('data', (s: string) => {
     tail.push(s);
-    if (opts.onStderrLine) {
+    if (opts.onStderrLine || stallMs > 0) {
       const lines = (partial + s).split(/\r?\n|\r/);
       partial = lines.pop() ?? '';
-      for (const l of lines) if (l) opts.onStderrLine(l);
+      for (const l of lines) {
+        if (!l) continue;
+        sawLine(l);
+        opts.onStderrLine?.(l);
+      }
     }
   });
   if (opts.input !== undefined && child.stdin) {
@@ -202,10 +241,12 @@ export function start(argv: readonly string[], opts: RunOptions = {}): Spawned {
   const done = new Promise<RunResult>((resolve, reject) => {
     child.once('error', (err) => {
       if (timer) clearTimeout(timer);
+      if (stallTimer) clearInterval(stallTimer);
       reject(err);
     });
     child.once('close', (code, signal) => {
       if (timer) clearTimeout(timer);
+      if (stallTimer) clearInterval(stallTimer);
       if (killTimer) clearTimeout(killTimer);
       opts.signal?.removeEventListener('abort', onAbort);
       if (partial && opts.onStderrLine) opts.onStderrLine(partial);
@@ -218,6 +259,7 @@ export function start(argv: readonly string[], opts: RunOptions = {}): Spawned {
         stderrTail,
         timedOut,
         aborted,
+        ...(stalled ? { stalled } : {}),
       });
     });
   });

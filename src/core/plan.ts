@@ -162,6 +162,8 @@ export interface RunSettings {
   tarDeterministicMtime: boolean;
   /** Seconds a single Kopia or tar call may take; 0 = no wall-clock limit. */
   taskTimeoutSec: number;
+  /** Seconds a Kopia call may go without progress before it is stopped (the stall watchdog); 0 = off. */
+  stallTimeoutSec: number;
   /** Seconds to wait for containers to be running (healthy, where they have a healthcheck) again. */
   startTimeoutSec: number;
   /** Kopia retention policy set on each unit's source roots (applied by Kopia after each snapshot). */

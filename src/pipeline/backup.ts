@@ -84,6 +84,7 @@ export function planFor(
     run: {
       tarDeterministicMtime: cfg.backup.tarDeterministicMtime,
       taskTimeoutSec: cfg.backup.taskTimeout,
+      stallTimeoutSec: cfg.backup.stallTimeout,
       startTimeoutSec: cfg.backup.startTimeout,
       retention: retentionFlags(cfg.retention),
       compression: cfg.kopia.compression,
@@ -341,6 +342,7 @@ async function snapshotData(
       tags: (src) => dataTags(x, src),
       recipeDir,
       timeoutMs: plan.run.taskTimeoutSec * 1000,
+      stallTimeoutMs: plan.run.stallTimeoutSec * 1000,
       signal,
       onProgress: deps.progress
         ? (src, line) => deps.progress?.update(`${up.unit} ${src.name}`, line)
@@ -449,6 +451,7 @@ async function snapshotRecipe(
       ...(forceKilled.length > 0 ? { force_killed: forceKilled.map((r) => r.container).join(',') } : {}),
     },
     timeoutMs: plan.run.taskTimeoutSec * 1000,
+    stallTimeoutMs: plan.run.stallTimeoutSec * 1000,
     signal,
   });
   if (recipe.incomplete) throw new KopiDockaError(`recipe snapshot is incomplete (${recipe.incomplete})`);

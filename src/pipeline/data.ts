@@ -27,6 +27,8 @@ export interface DataContext {
   /** Recipe staging directory: sidecars are written under it. */
   recipeDir: string;
   timeoutMs: number;
+  /** The stall watchdog on Kopia (ms; 0 = off). */
+  stallTimeoutMs: number;
   signal: AbortSignal;
   /** Live progress of a direct snapshot (Kopia's progress line); only wanted on a terminal. */
   onProgress?: ((src: PlannedSource, line: string) => void) | undefined;
@@ -185,6 +187,7 @@ export async function snapshotSource(src: PlannedSource, ctx: DataContext): Prom
         source,
         tags,
         timeoutMs: ctx.timeoutMs,
+        stallTimeoutMs: ctx.stallTimeoutMs,
         signal: ctx.signal,
         ...(ctx.onProgress ? { onProgress: (l: string) => ctx.onProgress?.(src, l) } : {}),
       }),
@@ -209,7 +212,13 @@ export async function snapshotSource(src: PlannedSource, ctx: DataContext): Prom
   const res = await ctx.kopia.snapshotCreateFromStream(
     tarArgv(src.hostPath, isFile, ctx.excludePatterns, ctx.tarDeterministicMtime),
     streamName,
-    { source, tags: { ...tags, format: 'tar' }, timeoutMs: ctx.timeoutMs, signal: ctx.signal },
+    {
+      source,
+      tags: { ...tags, format: 'tar' },
+      timeoutMs: ctx.timeoutMs,
+      stallTimeoutMs: ctx.stallTimeoutMs,
+      signal: ctx.signal,
+    },
   );
   let manifest: SnapshotManifest | undefined;
   let parseError: unknown;
@@ -218,7 +227,7 @@ export async function snapshotSource(src: PlannedSource, ctx: DataContext): Prom
   } catch (err) {
     parseError = err;
   }
-  if (res.kopiaFailedFirst && !res.producer.timedOut && !res.producer.aborted) {
+  if ((res.kopiaFailedFirst || res.kopia.stalled) && !res.producer.timedOut && !res.producer.aborted) {
     // Kopia gave up mid-stream (repository full or gone) and tar was stopped because of it: name the
     // cause, not tar's SIGTERM.
     throw ctx.kopia.stdinSnapshotFailure(res.kopia, src.hostPath);

@@ -92,6 +92,7 @@ const opts: PlanOptions = {
   run: {
     tarDeterministicMtime: false,
     taskTimeoutSec: 0,
+    stallTimeoutSec: 300,
     startTimeoutSec: 60,
     retention: { keepLatest: 1, keepHourly: 0, keepDaily: 0, keepWeekly: 0, keepMonthly: 0, keepAnnual: 0 },
     compression: 'zstd',

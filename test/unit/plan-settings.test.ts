@@ -47,6 +47,7 @@ test('planFor copies the run settings of the config into the plan', async () => 
   assert.deepEqual(plan.run, {
     tarDeterministicMtime: cfg.backup.tarDeterministicMtime,
     taskTimeoutSec: 7,
+    stallTimeoutSec: 300,
     startTimeoutSec: 9,
     retention: { keepLatest: 4, keepHourly: 0, keepDaily: 2, keepWeekly: 4, keepMonthly: 12, keepAnnual: 3 },
     compression: 's2-default',

@@ -294,6 +294,7 @@ export function policyDiffFlags(current: KopiaPolicy | undefined, desired: Desir
 }
 
 export function describeResult(r: Partial<RunResult>): string {
+  if (r.stalled) return 'made no progress for stall_timeout and was stopped';
   if (r.timedOut) return 'timed out';
   if (r.aborted) return 'was aborted';
   if (r.signal) return `was killed by ${r.signal}`;
@@ -323,9 +324,16 @@ export function parseSnapshotCreateOutput(result: RunResult, what = 'snapshot cr
   if (m) {
     const src = `${m.source.userName}@${m.source.host}:${m.source.path}`;
     if (m.incomplete) {
-      const why = result.timedOut || result.aborted ? ` (kopia ${describeResult(result)})` : '';
+      const why =
+        result.stalled || result.timedOut || result.aborted ? ` (kopia ${describeResult(result)})` : '';
       throw new KopiaError(`snapshot ${m.id} of ${src} is incomplete: ${m.incomplete}${why}`, {
-        reason: result.timedOut ? 'timeout' : result.aborted ? 'aborted' : 'snapshot-failed',
+        reason: result.stalled
+          ? 'stalled'
+          : result.timedOut
+            ? 'timeout'
+            : result.aborted
+              ? 'aborted'
+              : 'snapshot-failed',
         command,
         result,
         manifest: m,
@@ -360,7 +368,13 @@ export function parseSnapshotCreateOutput(result: RunResult, what = 'snapshot cr
   }
   if (result.timedOut || result.aborted || result.signal) {
     throw new KopiaError(`kopia ${what} ${describeResult(result)} before saving a snapshot`, {
-      reason: result.timedOut ? 'timeout' : result.aborted ? 'aborted' : 'killed',
+      reason: result.stalled
+        ? 'stalled'
+        : result.timedOut
+          ? 'timeout'
+          : result.aborted
+            ? 'aborted'
+            : 'killed',
       command,
       result,
     });

@@ -188,6 +188,11 @@ export interface SnapshotCreateOptions extends CallOptions {
    * log lines). Giving it switches kopia's progress output on.
    */
   onProgress?: (line: string) => void;
+  /**
+   * The stall watchdog (ms; 0/undefined = off): Kopia's progress counters (hashed, cached, uploaded)
+   * not moving for this long stops the call (reason 'stalled'). Switches the progress line on.
+   */
+  stallTimeoutMs?: number | undefined;
 }
 
 export interface RestoreOptions extends CallOptions {
@@ -217,6 +222,8 @@ export type KopiaFailure =
   | 'timeout'
   | 'aborted'
   | 'killed'
+  /** Stopped by the stall watchdog: no progress for stall_timeout. */
+  | 'stalled'
   | 'failed';
 
 /** The runner the adapter uses; tests substitute a fake one (never in integration tests). */

@@ -22,7 +22,7 @@ function printPlan(ctx: Context, plan: Plan): void {
     .filter(([, n]) => n > 0)
     .map(([k, n]) => `${k.replace(/^keep/, '').toLowerCase()} ${n}`);
   out.line(
-    `per call: ${r.taskTimeoutSec > 0 ? `at most ${r.taskTimeoutSec}s` : 'no time limit'}; start wait ${r.startTimeoutSec}s; ` +
+    `per call: ${r.taskTimeoutSec > 0 ? `at most ${r.taskTimeoutSec}s` : 'no time limit'}, ${r.stallTimeoutSec > 0 ? `stopped after ${r.stallTimeoutSec}s without progress` : 'no stall watchdog'}; start wait ${r.startTimeoutSec}s; ` +
       `retention ${keep.join(', ') || 'none'}; compression ${r.compression}`,
   );
   if (r.preBackupHook) out.line(`pre-backup hook:  ${r.preBackupHook.join(' ')}`);
