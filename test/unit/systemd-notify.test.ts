@@ -90,7 +90,9 @@ describe(
       ]);
       for (const r of results) assert.deepEqual(r, { sent: true });
       const payloads = () => sock.datagrams.map((d) => d.data).filter((d) => d !== 'BARRIER=1');
-      await sock.waitFor(() => payloads().length >= 4);
+      const barriers = () => sock.datagrams.filter((d) => d.data === 'BARRIER=1').length;
+      // The receiver prints a barrier's line after releasing the sender: wait for all four lines.
+      await sock.waitFor(() => payloads().length >= 4 && barriers() >= 4);
       assert.deepEqual(payloads(), [
         'READY=1',
         'STATUS=backing up unit web (2 of 3)',
@@ -98,7 +100,7 @@ describe(
         'STOPPING=1',
       ]);
       // systemd-notify waited for the manager after each message (no exit race).
-      assert.equal(sock.datagrams.filter((d) => d.data === 'BARRIER=1').length, 4);
+      assert.equal(barriers(), 4);
       for (const d of sock.datagrams) assert.equal(typeof d.pid, 'number', 'SCM_CREDENTIALS carried a PID');
     });
 
