@@ -5,7 +5,6 @@
  * password goes only to the SMTP AUTH exchange. Never throws: failures and the deadline (timeoutMs for
  * the whole exchange, also nodemailer's connection/greeting/socket timeouts) return { ok: false, error }.
  */
-import nodemailer from 'nodemailer';
 import type { NotificationMessage, NotificationSettings } from '../../core/notification.js';
 
 export interface EmailResult {
@@ -24,6 +23,8 @@ export async function sendEmail(
     return { ok: false, error: 'e-mail needs smtp_host, smtp_from and smtp_to' };
   }
   const port = s.smtpPort ?? DEFAULT_PORTS[s.smtpTls];
+  // Loaded on first use: every other command starts without it.
+  const { default: nodemailer } = await import('nodemailer');
   const transport = nodemailer.createTransport({
     host: s.smtpHost,
     port,
