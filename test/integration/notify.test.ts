@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -331,6 +331,17 @@ describe('notifications against real receivers', () => {
     assert.equal(smtp.mails.length, 0);
   });
 
+  it('smtp_tls = starttls never sends the password to a server that does not offer STARTTLS', async () => {
+    reset();
+    const st = parseNotificationSettings({ ...raw, smtp_tls: 'starttls', notify_on: 'always' });
+    const results = await notifyRunEnd(st, summaryFromRun(FAILED_RUN));
+    const email = results.find((r) => r.channel === 'email');
+    assert.equal(email?.ok, false);
+    assert.ok(email?.error, 'the refusal is reported');
+    assert.deepEqual(smtp.logins, [], 'no AUTH was tried in clear');
+    assert.equal(smtp.mails.length, 0);
+  });
+
   describe('kopi-docka notify --test (built CLI)', () => {
     let dir: string;
     before(async () => {
@@ -342,7 +353,7 @@ describe('notifications against real receivers', () => {
     });
 
     /** Runs the CLI without blocking the event loop: the receivers live in this process. */
-    const runCli = (args: string[]) =>
+    const runCli = (args: string[], extraEnv: Record<string, string> = {}) =>
       new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
         execFile(
           process.execPath,
@@ -350,7 +361,7 @@ describe('notifications against real receivers', () => {
           {
             encoding: 'utf8',
             timeout: 60_000,
-            env: { ...process.env, NO_COLOR: '1', KOPI_DOCKA_STATE_DIR: dir, HOME: dir },
+            env: { ...process.env, NO_COLOR: '1', KOPI_DOCKA_STATE_DIR: dir, HOME: dir, ...extraEnv },
           },
           (err, stdout, stderr) => {
             const code = err === null ? 0 : typeof err.code === 'number' ? err.code : null;
@@ -375,6 +386,57 @@ describe('notifications against real receivers', () => {
         /^kopi-docka test message from /,
       );
       assert.equal(byPath(http, '/ping/')[0]?.path, `/ping/${PING_UUID}`);
+    });
+
+    it('e-mail over STARTTLS (the default smtp_tls) to a server with a certificate the host trusts', async () => {
+      const key = path.join(dir, 'key.pem');
+      const cert = path.join(dir, 'cert.pem');
+      const gen = await new Promise<Error | null>((resolve) =>
+        execFile(
+          'openssl',
+          [
+            'req',
+            '-x509',
+            '-newkey',
+            'rsa:2048',
+            '-nodes',
+            '-keyout',
+            key,
+            '-out',
+            cert,
+            '-days',
+            '1',
+          ].concat(['-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1']),
+          (err) => resolve(err),
+        ),
+      );
+      assert.equal(gen, null, 'openssl made a test certificate');
+      const tlsSmtp = await startSmtpReceiver(
+        { user: SMTP_USER, password: SMTP_PASSWORD },
+        { key: await readFile(key, 'utf8'), cert: await readFile(cert, 'utf8') },
+      );
+      try {
+        const file = path.join(dir, 'starttls.json');
+        const { smtp_tls: _plain, ...rest } = raw;
+        await writeFile(
+          file,
+          JSON.stringify({
+            ...Object.fromEntries(Object.entries(rest).filter(([k]) => k.startsWith('smtp_'))),
+            smtp_port: tlsSmtp.port,
+          }),
+          { mode: 0o600 },
+        );
+        // The CLI trusts the test certificate the way a host would trust its own CA.
+        const r = await runCli(['notify', '--test', '--settings', file], { NODE_EXTRA_CA_CERTS: cert });
+        assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
+        assert.match(r.stdout, /OK\s+email/);
+        assert.equal(tlsSmtp.mails.length, 1);
+        assert.equal(tlsSmtp.mails[0]?.secure, true, 'the message went over TLS');
+        assert.equal(tlsSmtp.mails[0]?.user, SMTP_USER);
+        assert.deepEqual(tlsSmtp.logins, [{ user: SMTP_USER, ok: true }]);
+      } finally {
+        await tlsSmtp.close();
+      }
     });
 
     it('exits 1 and names the failing channel; 3 for invalid settings', async () => {

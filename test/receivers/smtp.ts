@@ -1,7 +1,7 @@
 /**
  * An SMTP server on 127.0.0.1 (random port) from `smtp-server` (by the nodemailer authors) that
- * accepts one login (AUTH PLAIN/LOGIN over plain TCP: a loopback test) and records each message:
- * envelope, the authenticated user, and the raw RFC 5322 text.
+ * accepts one login (AUTH PLAIN/LOGIN) and records each message: envelope, the authenticated user,
+ * whether TLS was on, and the raw RFC 5322 text.
  */
 import type { AddressInfo } from 'node:net';
 import { SMTPServer } from 'smtp-server';
@@ -10,6 +10,8 @@ export interface ReceivedMail {
   from: string | undefined;
   to: string[];
   user: string | undefined;
+  /** Whether the session ran over TLS (STARTTLS) when the message was sent. */
+  secure: boolean;
   raw: string;
 }
 
@@ -21,13 +23,19 @@ export interface SmtpReceiver {
   close(): Promise<void>;
 }
 
-export async function startSmtpReceiver(login: { user: string; password: string }): Promise<SmtpReceiver> {
+/**
+ * Without `tls`: plain SMTP, STARTTLS not offered, AUTH allowed in clear (loopback only). With `tls`
+ * (PEM key and certificate): STARTTLS offered, and AUTH only after it.
+ */
+export async function startSmtpReceiver(
+  login: { user: string; password: string },
+  tls?: { key: string; cert: string },
+): Promise<SmtpReceiver> {
   const mails: ReceivedMail[] = [];
   const logins: { user: string; ok: boolean }[] = [];
   const server = new SMTPServer({
     secure: false,
-    disabledCommands: ['STARTTLS'],
-    allowInsecureAuth: true,
+    ...(tls === undefined ? { disabledCommands: ['STARTTLS'], allowInsecureAuth: true } : { ...tls }),
     authMethods: ['PLAIN', 'LOGIN'],
     logger: false,
     onAuth(auth, _session, callback) {
@@ -45,6 +53,7 @@ export async function startSmtpReceiver(login: { user: string; password: string 
           from: from === false ? undefined : from.address,
           to: session.envelope.rcptTo.map((r) => r.address),
           user: typeof session.user === 'string' ? session.user : undefined,
+          secure: session.secure,
           raw: Buffer.concat(chunks).toString('utf8'),
         });
         callback();
