@@ -135,3 +135,24 @@ export function createNotifier(env: NotifyEnv, opts: NotifierOptions = {}): SdNo
     stopping: () => send('STOPPING=1'),
   };
 }
+
+/**
+ * Sends WATCHDOG=1 every `n.watchdogIntervalMs` from a timer — so the pings prove the event loop is
+ * alive and keep coming while a backup runs (the original pinged from its backup loop and was killed
+ * mid-backup). A ping still in flight makes the next tick skip instead of queueing. A failed ping is
+ * handed to `onError` (to log). Returns stop(); a no-op when no watchdog applies.
+ */
+export function startWatchdog(n: SdNotifier, onError?: (error: string) => void): () => void {
+  const interval = n.watchdogIntervalMs;
+  if (!n.enabled || interval === undefined) return () => undefined;
+  let inFlight = false;
+  const timer = setInterval(() => {
+    if (inFlight) return;
+    inFlight = true;
+    void n.watchdog().then((r) => {
+      inFlight = false;
+      if (!r.sent && r.error !== undefined) onError?.(r.error);
+    });
+  }, interval);
+  return () => clearInterval(timer);
+}

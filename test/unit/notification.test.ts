@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { heartbeatUrl } from '../../src/adapters/notify/heartbeat.js';
+import { resultLines } from '../../src/adapters/notify/index.js';
 import { headerValue } from '../../src/adapters/notify/ntfy.js';
 import {
   buildMessage,
@@ -178,6 +179,21 @@ describe('channel helpers', () => {
     assert.equal(
       headerValue('Sicherung für äöü'),
       `=?UTF-8?B?${Buffer.from('Sicherung für äöü').toString('base64')}?=`,
+    );
+  });
+});
+
+describe('resultLines', () => {
+  it('info for a sent channel, warn with the error for a failed one', () => {
+    assert.deepEqual(
+      resultLines([
+        { channel: 'ntfy', ok: true, ms: 12 },
+        { channel: 'email', ok: false, error: 'mail.example:587: timed out', ms: 10_000 },
+      ]),
+      [
+        { level: 'info', text: 'notification via ntfy sent (12 ms)' },
+        { level: 'warn', text: 'notification via email failed after 10000 ms: mail.example:587: timed out' },
+      ],
     );
   });
 });

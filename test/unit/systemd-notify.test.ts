@@ -10,6 +10,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import {
   createNotifier,
+  startWatchdog,
   statusLine,
   watchdogIntervalMs,
   type NotifyRunner,
@@ -102,6 +103,40 @@ describe(
       // systemd-notify waited for the manager after each message (no exit race).
       assert.equal(barriers(), 4);
       for (const d of sock.datagrams) assert.equal(typeof d.pid, 'number', 'SCM_CREDENTIALS carried a PID');
+    });
+
+    it('startWatchdog pings at half WATCHDOG_USEC while other work runs, and stops', async () => {
+      const before = sock.datagrams.length;
+      const n = createNotifier({ NOTIFY_SOCKET: sock.path, WATCHDOG_USEC: '400000' });
+      assert.equal(n.watchdogIntervalMs, 200);
+      const errors: string[] = [];
+      const stop = startWatchdog(n, (e) => errors.push(e));
+      // A "backup": the event loop stays free (awaited I/O), so the timer keeps pinging.
+      await new Promise((r) => setTimeout(r, 1500));
+      stop();
+      await new Promise((r) => setTimeout(r, 400));
+      const pings = () => sock.datagrams.slice(before).filter((d) => d.data === 'WATCHDOG=1').length;
+      const afterStop = pings();
+      assert.ok(afterStop >= 3, `at least 3 pings in 1.5 s at 200 ms, got ${afterStop}`);
+      assert.ok(afterStop <= 8, `no more than one per tick, got ${afterStop}`);
+      await new Promise((r) => setTimeout(r, 500));
+      assert.equal(pings(), afterStop, 'no ping after stop()');
+      assert.deepEqual(errors, []);
+      assert.deepEqual(
+        sock.datagrams.slice(before).filter((d) => d.data !== 'WATCHDOG=1' && d.data !== 'BARRIER=1'),
+        [],
+      );
+    });
+
+    it('startWatchdog is a no-op without a watchdog', () => {
+      const calls: string[] = [];
+      const runner: NotifyRunner = (argv) => {
+        calls.push(argv.join(' '));
+        return Promise.reject(new Error('must not run'));
+      };
+      startWatchdog(createNotifier({ NOTIFY_SOCKET: sock.path }, { runner }))();
+      startWatchdog(createNotifier({ WATCHDOG_USEC: '1000' }, { runner }))();
+      assert.deepEqual(calls, []);
     });
 
     it('returns a failure (never throws) when the socket is gone or the binary is missing', async () => {

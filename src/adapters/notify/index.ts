@@ -132,3 +132,18 @@ export function sendTestNotifications(
   const msg = buildMessage(testSummary(host, now), secrets, { test: true });
   return Promise.all([...messageChannels(s, msg, secrets), ...heartbeat(s, 'success', msg, secrets)]);
 }
+
+/**
+ * Log lines for a set of channel results (the caller picks the logger): `info` for each channel that
+ * worked, `warn` for each that failed, with its scrubbed error. Never includes a URL path or secret.
+ */
+export function resultLines(results: readonly ChannelResult[]): { level: 'info' | 'warn'; text: string }[] {
+  return results.map((r) =>
+    r.ok
+      ? { level: 'info', text: `notification via ${r.channel} sent (${r.ms} ms)` }
+      : {
+          level: 'warn',
+          text: `notification via ${r.channel} failed after ${r.ms} ms: ${r.error ?? 'failed'}`,
+        },
+  );
+}
