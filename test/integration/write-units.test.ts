@@ -47,11 +47,14 @@ describe('write-units', { skip: hasAnalyze ? false : 'systemd-analyze is not ins
   let env: Record<string, string>;
   let configFile: string;
   let outDir: string;
+  let unitParent: string;
 
   before(async () => {
     assert.ok(existsSync(CLI), `${CLI} does not exist: run \`npm run build\` first`);
-    // Not under /tmp: the units get PrivateTmp=yes, and write-units warns about such paths.
-    dir = await mkdtemp(path.join(ROOT, '.write-units-'));
+    // Not under /tmp: the units get PrivateTmp=yes, and write-units warns about such paths. A space, a
+    // % and a $ in every path: the quoting and escaping must satisfy systemd's parser.
+    dir = await mkdtemp(path.join(ROOT, '.write-units 100%$x-'));
+    unitParent = await mkdtemp(path.join(ROOT, '.write-units-out-'));
     await mkdir(path.join(dir, 'repo'));
     configFile = path.join(dir, 'kopi-docka.conf');
     await writeFile(
@@ -68,11 +71,12 @@ describe('write-units', { skip: hasAnalyze ? false : 'systemd-analyze is not ins
       { mode: 0o600 },
     );
     env = { KOPI_DOCKA_STATE_DIR: path.join(dir, 'state'), HOME: dir, NO_COLOR: '1' };
-    outDir = path.join(dir, 'units');
+    outDir = path.join(unitParent, 'units');
   });
 
   after(async () => {
     await rm(dir, { recursive: true, force: true });
+    await rm(unitParent, { recursive: true, force: true });
   });
 
   it('writes units that pass systemd-analyze verify and carry the config paths', async () => {
@@ -91,12 +95,15 @@ describe('write-units', { skip: hasAnalyze ? false : 'systemd-analyze is not ins
     assert.equal(v.stderr.trim(), '', `verify printed warnings:\n${v.stderr}`);
 
     const backup = await readFile(files[0] ?? '', 'utf8');
-    const program = `${realpathSync(process.execPath)} ${realpathSync(CLI)} --config ${configFile}`;
+    // systemd.service(5): quoted because of the space, %% for %, $$ for $.
+    const quoted = `"${configFile.replace(/%/g, '%%').replace(/\$/g, '$$$$')}"`;
+    const program = `${realpathSync(process.execPath)} ${realpathSync(CLI)} --config ${quoted}`;
     assert.deepEqual(serviceValues(backup, 'ExecStart'), [`${program} backup`]);
     assert.deepEqual(serviceValues(backup, 'ExecStartPre'), [`${program} recover`]);
-    const rw = (serviceValues(backup, 'ReadWritePaths')[0] ?? '').split(' ');
+    const rw = serviceValues(backup, 'ReadWritePaths')[0] ?? '';
     for (const p of ['repo', 'cache', 'state', 'staging']) {
-      assert.ok(rw.includes(path.join(dir, p)), `ReadWritePaths has ${p}: ${rw.join(' ')}`);
+      const want = `"${path.join(dir, p).replace(/%/g, '%%')}"`;
+      assert.ok(rw.includes(want), `ReadWritePaths has ${want}: ${rw}`);
     }
     // The directories the sandbox binds exist, so the unit can start.
     for (const p of ['cache', 'state', 'staging']) assert.ok(existsSync(path.join(dir, p)), `${p} created`);
