@@ -133,4 +133,24 @@ describe('write-units', { skip: hasAnalyze ? false : 'systemd-analyze is not ins
     assert.equal(f.code, 0, show(f));
     assert.match(await readFile(timerFile, 'utf8'), /^OnCalendar=\*-\*-\* 02:00:00$/m);
   });
+  it('refuses a calendar spec systemd cannot parse, and writes nothing', async () => {
+    const other = path.join(unitParent, 'bad-calendar');
+    const r = run(
+      [
+        process.execPath,
+        CLI,
+        '--config',
+        configFile,
+        'write-units',
+        '--output-dir',
+        other,
+        '--on-calendar',
+        'every day',
+      ],
+      env,
+    );
+    assert.equal(r.code, 2, show(r));
+    assert.match(r.stderr, /invalid --on-calendar "every day": Failed to parse calendar specification/);
+    assert.ok(!existsSync(other), 'nothing written');
+  });
 });

@@ -13,7 +13,7 @@ import type { Command } from '@commander-js/extra-typings';
 import { realpathSync } from 'node:fs';
 import { lstat, mkdir, realpath } from 'node:fs/promises';
 import path from 'node:path';
-import { which } from '../../adapters/process.js';
+import { lastLines, run, which } from '../../adapters/process.js';
 import { dockerHostFromEnv } from '../../config/docker-host.js';
 import { defaultSearchPaths, ENV } from '../../config/load.js';
 import type { Config } from '../../config/types.js';
@@ -149,6 +149,21 @@ function parseSeconds(v: string): number {
   return n;
 }
 
+/**
+ * Checks an OnCalendar= spec with `systemd-analyze calendar` when it is installed (a bad spec would
+ * make the timer fail to load). Throws UsageError with systemd's message.
+ */
+async function checkCalendar(spec: string): Promise<void> {
+  if (which('systemd-analyze') === undefined) return;
+  const r = await run(['systemd-analyze', 'calendar', '--', spec], { timeoutMs: 10_000 });
+  if (r.code !== 0) {
+    throw new UsageError(
+      `invalid --on-calendar "${spec}": ${lastLines(r.stderrTail, 1) || 'refused by systemd-analyze'}`,
+      'see systemd.time(7), e.g. "*-*-* 02:00:00" or "Mon..Sat 03:30"',
+    );
+  }
+}
+
 export function register(program: Command): void {
   program
     .command('write-units')
@@ -159,6 +174,7 @@ export function register(program: Command): void {
     .option('--watchdog-sec <seconds>', "the daemon's WatchdogSec", parseSeconds, 120)
     .action(async (opts, cmd) => {
       const ctx = createContext(globalsOf(cmd));
+      await checkCalendar(opts.onCalendar);
       const cfg = await ctx.config();
       const plan = await planUnits(
         cfg,
