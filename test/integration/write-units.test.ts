@@ -133,7 +133,7 @@ describe('write-units', { skip: hasAnalyze ? false : 'systemd-analyze is not ins
     assert.equal(f.code, 0, show(f));
     assert.match(await readFile(timerFile, 'utf8'), /^OnCalendar=\*-\*-\* 02:00:00$/m);
   });
-  it('refuses a calendar spec systemd cannot parse, and writes nothing', async () => {
+  it('refuses a calendar spec systemd cannot parse, and writes nothing', () => {
     const other = path.join(unitParent, 'bad-calendar');
     const r = run(
       [
