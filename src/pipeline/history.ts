@@ -2,29 +2,9 @@
 import { appendFile, mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
-export type UnitStatus = 'ok' | 'failed' | 'skipped';
+import type { RunRecord } from '../core/run-record.js';
 
-export interface UnitRecord {
-  unit: string;
-  status: UnitStatus;
-  error?: string | undefined;
-  /** Seconds the unit's containers were not running because of this run. */
-  downtimeSec: number;
-  bytes: number;
-  snapshots: { type: string; name: string; id: string }[];
-  warnings: string[];
-}
-
-export interface RunRecord {
-  runId: string;
-  backupId: string;
-  host: string;
-  startedAt: string;
-  finishedAt: string;
-  dryRun: false;
-  interrupted?: string | undefined;
-  units: UnitRecord[];
-}
+export type { RunRecord, UnitRecord, UnitStatus } from '../core/run-record.js';
 
 /** Enough of a run record to be listed and to order backup ids; anything else in the file is skipped. */
 function isRunRecord(v: unknown): v is RunRecord {

@@ -8,7 +8,10 @@ import * as config from './config.js';
 import * as backup from './backup.js';
 import * as recover from './recover.js';
 import * as restore from './restore.js';
+import * as writeUnits from './write-units.js';
+import * as notify from './notify.js';
 
 export function registerCommands(program: Command): void {
-  for (const m of [init, check, doctor, list, config, backup, recover, restore]) m.register(program);
+  for (const m of [init, check, doctor, list, config, backup, recover, restore, writeUnits, notify])
+    m.register(program);
 }
