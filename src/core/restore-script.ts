@@ -164,9 +164,15 @@ export function renderRestoreScript(x: ScriptInput): string {
     );
     L.push(')');
   }
+  // `restore --execute` stops a unit's users once for all its sources and sets this; the script then
+  // only makes sure nothing still runs on the data (something started meanwhile is an error, not a race).
   L.push('for c in "${USING[@]+"${USING[@]}"}"; do');
   L.push('  if [ "$(docker inspect --format "{{.State.Running}}" "$c" 2>/dev/null)" = "true" ]; then');
   L.push('    case " ${STOPPED[*]+"${STOPPED[*]}"} " in *" $c "*) continue ;; esac');
+  L.push('    if [ "${KOPI_DOCKA_USERS_STOPPED:-}" = 1 ]; then');
+  L.push('      echo "$c is running and uses the data although it was stopped for this restore" >&2');
+  L.push('      exit 3');
+  L.push('    fi');
   L.push(`    docker stop -t ${x.stopTimeoutSec} "$c" >/dev/null`);
   L.push('    STOPPED+=("$c")');
   L.push('    echo "stopped $c"');

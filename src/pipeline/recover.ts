@@ -8,21 +8,39 @@ import { errorMessage, KopiDockaError } from '../errors.js';
 import { readJournalEntries, replaceJournal, type JournalEntry } from './journal.js';
 
 export interface RecoverDocker {
+  /** false when it was already running (Engine API 304). */
   startContainer(id: string): Promise<unknown>;
   waitRunning(id: string, opts: { timeoutMs: number }): Promise<unknown>;
 }
 
-/** Returns the names of the containers it started, or undefined when there was no journal. */
+/** What a replay did, container by container (names). */
+export interface Replay {
+  /** Started by this replay: they were stopped. */
+  started: string[];
+  /** Already running (started by someone else, or never stopped): left alone. */
+  alreadyRunning: string[];
+  /** Removed since: nothing to start. */
+  gone: string[];
+}
+
+/**
+ * Start what a dead run's journal names. Returns what happened to each container, or undefined when
+ * there was no journal.
+ *
+ * @throws KopiDockaError when some could not be started (they stay in the journal for a retry).
+ */
 export async function replayJournal(
   stateDir: string,
   docker: RecoverDocker,
   log: Logger,
   timeoutMs = 120_000,
-): Promise<string[] | undefined> {
+): Promise<Replay | undefined> {
   const entries = await readJournalEntries(stateDir);
   if (entries.length === 0) return undefined;
   const failed: string[] = [];
   const started: string[] = [];
+  const alreadyRunning: string[] = [];
+  const gone: string[] = [];
   const kept: JournalEntry[] = [];
   for (const j of entries) {
     log.warn(
@@ -31,13 +49,15 @@ export async function replayJournal(
     const notStarted: JournalEntry['containers'] = [];
     for (const c of j.containers) {
       try {
-        await docker.startContainer(c.id);
+        // false: Docker answered 304, it was running already.
+        const didStart = await docker.startContainer(c.id);
         await docker.waitRunning(c.id, { timeoutMs });
-        started.push(c.name);
+        (didStart === false ? alreadyRunning : started).push(c.name);
       } catch (err) {
         // A container removed since then cannot be started, and that is not ours to fix.
         if (/no such container|not found/i.test(errorMessage(err))) {
           log.warn(`${c.name} no longer exists; skipping`);
+          gone.push(c.name);
           continue;
         }
         failed.push(`${c.name}: ${errorMessage(err)}`);
@@ -55,5 +75,14 @@ export async function replayJournal(
       },
     );
   }
-  return started;
+  return { started, alreadyRunning, gone };
+}
+
+/** One line saying what a replay did, in words (never an empty list). */
+export function describeReplay(r: Replay): string {
+  const parts: string[] = [];
+  if (r.started.length) parts.push(`started again: ${r.started.join(', ')}`);
+  if (r.alreadyRunning.length) parts.push(`already running: ${r.alreadyRunning.join(', ')}`);
+  if (r.gone.length) parts.push(`no longer exist: ${r.gone.join(', ')}`);
+  return parts.join('; ') || 'nothing to start';
 }

@@ -3,7 +3,7 @@
  * layout rebuilt so relative bind mounts point at the restored data), one safe restore script per data
  * source, and — with `execute` — running those very scripts.
  */
-import { chmod, copyFile, mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import type { Kopia } from '../adapters/kopia.js';
@@ -12,12 +12,12 @@ import type { Logger } from '../core/log.js';
 import { groupRestorePoints } from '../core/restore-points.js';
 import { hardLinkGroupsSchema, parseRecipeManifest } from '../core/recipe-manifest.js';
 import { acquireLock } from './lock.js';
-import { makeDirectory } from '../fsutil.js';
+import { exists, makeDirectory } from '../fsutil.js';
 import type { Config } from '../config/types.js';
 import { renderRestoreScript, type ScriptInput } from '../core/restore-script.js';
 import type { PointSnapshot, RestorePoint } from '../core/restore-points.js';
 import { escapeSegment } from '../core/sources.js';
-import { ExitCode, KopiDockaError, UsageError, doing } from '../errors.js';
+import { ExitCode, KopiDockaError, UsageError, doing, errorMessage } from '../errors.js';
 import type { DataSnapshot } from './data.js';
 import type { RecipeManifest } from './recipe.js';
 
@@ -37,6 +37,16 @@ export interface RestoredRecipe {
   environmentFiles?: string[];
   /** Variables whose values were redacted at backup and must be filled in by hand. */
   redacted: { container: string; vars: string[] }[];
+  /**
+   * Restored in place (same host, the project's own directory still there): projectDir is the
+   * project's working dir, binds go back where they were; project files are not overwritten.
+   */
+  inPlace?: boolean;
+  /**
+   * In place: project files that differ from the backed-up ones (host path → the backed-up copy,
+   * kept as `<name>.from-backup` under the recipe dir) — left as they are, for the user to compare.
+   */
+  differing?: { hostPath: string; fromBackup: string }[];
 }
 
 export interface DataRestore {
@@ -72,10 +82,42 @@ async function holdsRecipeOf(recipeDir: string, point: RestorePoint): Promise<bo
   }
 }
 
+/**
+ * Is `point` of this host, with its Compose project's directory still here? Then a restore goes back
+ * in place by default (no `--to`): the project's own directory, binds where they were.
+ */
+export async function sameHostProject(
+  point: RestorePoint,
+  manifest: { compose: { workingDir?: string | undefined } },
+  hostname: string,
+): Promise<string | undefined> {
+  const wd = manifest.compose.workingDir;
+  if (point.host !== hostname || wd === undefined) return undefined;
+  const st = await stat(wd).catch(() => undefined);
+  return st?.isDirectory() ? wd : undefined;
+}
+
+async function sameContent(a: string, b: string): Promise<boolean> {
+  const [x, y] = await Promise.all([readFile(a).catch(() => undefined), readFile(b).catch(() => undefined)]);
+  return x !== undefined && y !== undefined && x.equals(y);
+}
+
+/**
+ * Restore the recipe snapshot of `point` into `<workDir>/recipe` and lay out the Compose project:
+ * under `<workDir>/<unit>` (elsewhere, e.g. a new host), or — `inPlaceOnHost` is this host's name,
+ * the point is of this host and its project directory is still here (sameHostProject) — in the
+ * project's own directory, where only missing files are written (a differing one is reported, never
+ * replaced).
+ * Either way the recipe's own copy of the project files is removed afterwards, so the work dir holds
+ * exactly one runnable project directory (or none, in place).
+ *
+ * @throws UsageError when `<workDir>/recipe` holds something else; KopiaError; SystemError.
+ */
 export async function restoreRecipe(
   kopia: Kopia,
   point: RestorePoint,
   workDir: string,
+  opts: { inPlaceOnHost?: string | undefined } = {},
 ): Promise<RestoredRecipe> {
   if (!point.recipe) {
     throw new KopiDockaError(`restore point ${point.unit} ${point.backupId} has no recipe snapshot`, {
@@ -91,20 +133,40 @@ export async function restoreRecipe(
       'remove it or pass another directory with --to',
     );
   }
+  await rm(join(recipeDir, 'project'), { recursive: true, force: true });
   await mkdir(recipeDir, { recursive: true, mode: 0o700 });
   await kopia.restore(point.recipe.id, recipeDir);
   const manifest = parseRecipeManifest(
     await readFile(join(recipeDir, 'manifest.json'), 'utf8'),
     `manifest.json of the recipe snapshot ${point.recipe.id} (${point.unit} ${point.backupId})`,
   );
-  const projectDir = join(workDir, manifest.unit);
+  const inPlaceDir =
+    opts.inPlaceOnHost === undefined ? undefined : await sameHostProject(point, manifest, opts.inPlaceOnHost);
+  const inPlace = inPlaceDir !== undefined;
+  const projectDir = inPlaceDir ?? join(workDir, manifest.unit);
   const composeFiles: string[] = [];
   const envFiles = manifest.compose.environmentFiles ?? [];
   // Files Compose is pointed at on its command line (-f, --env-file) can live anywhere.
   const isConfig = (f: { hostPath: string }) =>
     manifest.compose.configFiles.includes(f.hostPath) || envFiles.includes(f.hostPath);
   const placed = new Map<string, string>();
+  const differing: { hostPath: string; fromBackup: string }[] = [];
   for (const f of manifest.compose.files) {
+    const stored = join(recipeDir, f.stored);
+    if (inPlace) {
+      // The live project is the user's: a file that is there stays as it is.
+      if (!(await exists(f.hostPath))) {
+        await mkdir(dirname(f.hostPath), { recursive: true });
+        await copyFile(stored, f.hostPath);
+      } else if (!(await sameContent(stored, f.hostPath))) {
+        const fromBackup = join(recipeDir, 'differing', `${f.stored.replace(/\//g, '__')}.from-backup`);
+        await mkdir(dirname(fromBackup), { recursive: true });
+        await copyFile(stored, fromBackup);
+        differing.push({ hostPath: f.hostPath, fromBackup });
+      }
+      placed.set(f.hostPath, f.hostPath);
+      continue;
+    }
     let dest: string;
     if (f.stored.startsWith('project/')) dest = join(projectDir, f.stored.slice('project/'.length));
     else if (isConfig(f)) {
@@ -115,9 +177,12 @@ export async function restoreRecipe(
       if ([...placed.values()].includes(dest)) dest = join(projectDir, `external-${basename(f.hostPath)}`);
     } else continue;
     await mkdir(dirname(dest), { recursive: true });
-    await copyFile(join(recipeDir, f.stored), dest);
+    await copyFile(stored, dest);
     placed.set(f.hostPath, dest);
   }
+  // The project files now live in the one project directory: a second copy with its Compose file,
+  // next to no data, would start the app empty if someone ran `up` there.
+  await rm(join(recipeDir, 'project'), { recursive: true, force: true });
   // In the order the project used them: later files override earlier ones.
   for (const hostPath of manifest.compose.configFiles) {
     const dest = placed.get(hostPath);
@@ -127,7 +192,17 @@ export async function restoreRecipe(
   const redacted = manifest.containers
     .filter((c) => c.redactedEnv.length > 0)
     .map((c) => ({ container: c.name, vars: c.redactedEnv }));
-  return { manifest, workDir, recipeDir, projectDir, composeFiles, environmentFiles, redacted };
+  return {
+    manifest,
+    workDir,
+    recipeDir,
+    projectDir,
+    composeFiles,
+    environmentFiles,
+    redacted,
+    inPlace,
+    differing,
+  };
 }
 
 /** Short volume name as written in the Compose file: `<project>_<name>` → `<name>`. */
@@ -223,7 +298,10 @@ export async function writeRestoreScripts(
       hardLinks: entry.sidecar ? await readHardLinks(join(r.recipeDir, entry.sidecar.dir)) : [],
       hasXattrs: entry.sidecar?.xattrs ?? false,
       hasAcls: entry.sidecar?.acls ?? false,
-      containers: entry.usedBy.map((u) => u.container),
+      // A bind restored into a new directory is used by nobody: stopping the app for it would be
+      // downtime for nothing (the script still stops whatever mounts the target itself).
+      containers:
+        entry.type === 'bind' && target !== entry.hostPath ? [] : entry.usedBy.map((u) => u.container),
       volumeLabels: short
         ? { 'com.docker.compose.project': r.manifest.unit, 'com.docker.compose.volume': short }
         : {},
@@ -248,6 +326,31 @@ async function readHardLinks(dir: string): Promise<string[][]> {
 /** The part of the Docker adapter a restore needs (narrow, so tests see what is used). */
 export interface RestoreDocker {
   inspectVolume(name: string): Promise<{ mountpoint: string }>;
+  listContainers(query: { all?: boolean }): Promise<{ id: string; name: string }[]>;
+  inspectContainer(
+    id: string,
+  ): Promise<{ Mounts?: { Type: string; Name?: string; Source: string }[] | null }>;
+  stopContainer(id: string, timeoutSec: number): Promise<unknown>;
+  startContainer(id: string): Promise<unknown>;
+}
+
+/**
+ * The running containers that use what `data` will write: a volume by name, a bind target by its host
+ * path — as the restore scripts find them. A bind restored into a new directory is used by nobody.
+ */
+export async function runningUsers(
+  docker: RestoreDocker,
+  data: DataRestore[],
+): Promise<{ id: string; name: string }[]> {
+  const volumes = new Set(data.filter((d) => d.entry.type === 'volume').map((d) => d.entry.name));
+  const paths = new Set(data.filter((d) => d.entry.type === 'bind').map((d) => d.target));
+  const out: { id: string; name: string }[] = [];
+  for (const c of await docker.listContainers({ all: false })) {
+    const mounts = (await docker.inspectContainer(c.id).catch(() => undefined))?.Mounts ?? [];
+    if (mounts.some((m) => (m.Type === 'volume' && volumes.has(m.Name ?? '')) || paths.has(m.Source)))
+      out.push(c);
+  }
+  return out;
 }
 
 /** The directory a restore script will write into right now (a volume's mountpoint, if it exists). */
@@ -269,7 +372,8 @@ export async function executeScript(
   onLine: (line: string) => void,
 ): Promise<{ safetyCopy: string | undefined }> {
   const res = await run(['bash', d.scriptPath], {
-    env: kopia.scriptEnvironment(true),
+    // The caller stopped the data's users once for the whole unit (executeRestore).
+    env: { ...kopia.scriptEnvironment(true), KOPI_DOCKA_USERS_STOPPED: '1' },
     onStderrLine: onLine,
     maxStdoutBytes: 1024 * 1024,
   });
@@ -320,23 +424,38 @@ export interface PreparedRestore {
 }
 
 /**
- * Restore the recipe of `point` into `workDir` (created 0700) and write the restore scripts of the
- * data sources `volumes` names (all when empty). Nothing on the host outside `workDir` is touched.
+ * Restore the recipe of `point` into a work dir (`to`, else the state dir's restore/<unit>/<id>) and
+ * write the restore scripts of the data sources `volumes` names (all when empty). In place (no `to`,
+ * same host, project dir still there) missing project files are put back in the project's directory;
+ * nothing else outside the work dir is touched before the scripts run.
  *
- * @throws UsageError for a non-empty workDir holding something else, an unknown volume; KopiaError.
+ * @throws UsageError for `to` non-empty and not an earlier restore of this point (unless `force`), an
+ *   unknown volume; KopiaError; SystemError.
  */
 export async function prepareRestore(
   cfg: Config,
   kopia: Kopia,
   point: RestorePoint,
-  opts: { workDir: string; volumes: string[]; allowIncomplete: boolean },
+  opts: { to: string | undefined; volumes: string[]; allowIncomplete: boolean; force: boolean },
 ): Promise<PreparedRestore> {
-  const workDir = resolve(opts.workDir);
+  const workDir = resolve(opts.to ?? defaultWorkDir(cfg, point));
+  if (opts.to !== undefined && !opts.force && (await isNonEmpty(workDir))) {
+    // A directory that holds this very restore (a re-run, e.g. after a refusal) is ours to reuse.
+    if (!(await holdsRecipeOf(join(workDir, 'recipe'), point))) {
+      throw new UsageError(
+        `--to ${workDir} is not empty and is not an earlier restore of ${point.unit} ${point.backupId}`,
+        'choose a new or empty directory, or pass --force to restore into it anyway (nothing in it is deleted; files of the same name are replaced)',
+      );
+    }
+  }
   await doing(`creating the restore directory`, () => makeDirectory(workDir), {
     exitCode: ExitCode.USAGE,
     hint: 'pass --to a directory (new or empty), not a file',
   });
-  const recipe = await restoreRecipe(kopia, point, workDir);
+  // Without --to, on the host the point is from, with the project's directory still there: in place.
+  const recipe = await restoreRecipe(kopia, point, workDir, {
+    inPlaceOnHost: opts.to === undefined ? cfg.kopia.hostname : undefined,
+  });
   const entries = selectEntries(recipe.manifest, opts.volumes);
   const data = await writeRestoreScripts(cfg, kopia, point, recipe, entries, {
     allowIncomplete: opts.allowIncomplete,
@@ -363,7 +482,7 @@ export function describeTarget(d: DataRestore): string {
  *   for a script that failed (it printed how to put its safety copy back).
  */
 export async function executeRestore(
-  x: { stateDir: string; kopia: Kopia; docker: RestoreDocker; log: Logger },
+  x: { stateDir: string; kopia: Kopia; docker: RestoreDocker; log: Logger; stopTimeoutSec: number },
   prepared: PreparedRestore,
   replace: (d: DataRestore) => Promise<boolean>,
 ): Promise<Map<DataRestore, string>> {
@@ -378,10 +497,29 @@ export async function executeRestore(
         hint: `pass --yes to replace it (a safety copy is written under ${join(prepared.workDir, 'safety')} first), or restore into an empty target`,
       });
     }
-    for (const d of prepared.data) {
-      x.log.info(`restoring ${d.entry.type} ${d.entry.name} → ${d.note}`);
-      const done = await executeScript(d, x.kopia, (l) => x.log.info(`  ${l}`));
-      if (done.safetyCopy) safety.set(d, done.safetyCopy);
+    // The unit's users go down once for all its sources, and always come back (finally).
+    const users = await runningUsers(x.docker, prepared.data);
+    const stopped: { id: string; name: string }[] = [];
+    try {
+      for (const c of users) {
+        x.log.info(`stopping ${c.name} (it uses data being restored)`);
+        await x.docker.stopContainer(c.id, x.stopTimeoutSec);
+        stopped.push(c);
+      }
+      for (const d of prepared.data) {
+        x.log.info(`restoring ${d.entry.type} ${d.entry.name} → ${d.note}`);
+        const done = await executeScript(d, x.kopia, (l) => x.log.info(`  ${l}`));
+        if (done.safetyCopy) safety.set(d, done.safetyCopy);
+      }
+    } finally {
+      const problems: string[] = [];
+      for (const c of [...stopped].reverse()) {
+        await x.docker.startContainer(c.id).then(
+          () => x.log.info(`started ${c.name} again`),
+          (err: unknown) => problems.push(`${c.name}: ${errorMessage(err)}`),
+        );
+      }
+      if (problems.length > 0) x.log.error(`could not start again: ${problems.join('; ')}`);
     }
   } finally {
     await lock.release();

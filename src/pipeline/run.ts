@@ -27,7 +27,7 @@ import { discoverUnits } from './discover.js';
 import { appendRun, type RunRecord } from './history.js';
 import { acquireLock } from './lock.js';
 import { assertReady, decisiveChecks, runChecks, type CheckItem } from './preflight.js';
-import { replayJournal } from './recover.js';
+import { describeReplay, replayJournal } from './recover.js';
 
 export interface RunDeps {
   docker: DockerClient;
@@ -100,7 +100,7 @@ export async function runBackupJob(
     await clearStaging(cfg.stateDir);
     const replayed = await replayJournal(cfg.stateDir, docker, log);
     if (replayed) {
-      log.warn(`restarted containers a previous run left stopped: ${replayed.join(', ')}`);
+      log.warn(`a previous run died and left a journal: ${describeReplay(replayed)}`);
       // Discovery saw them stopped: planned from that, they would be neither stopped nor started
       // again, i.e. snapshotted while running. Look again now that they run.
       d = await discoverSelected(cfg, docker, opts.unitNames, log);

@@ -1,7 +1,7 @@
 import type { Command } from '@commander-js/extra-typings';
 import { clearStaging } from '../../pipeline/backup.js';
 import { acquireLock } from '../../pipeline/lock.js';
-import { replayJournal } from '../../pipeline/recover.js';
+import { describeReplay, replayJournal } from '../../pipeline/recover.js';
 import { createContext, exitState, globalsOf } from '../context.js';
 
 export function register(program: Command): void {
@@ -16,7 +16,7 @@ export function register(program: Command): void {
         const started = await replayJournal(cfg.stateDir, ctx.docker(), ctx.log);
         await clearStaging(cfg.stateDir);
         if (started === undefined) ctx.out.line('nothing to recover: no run left containers stopped');
-        else ctx.out.line(`started again: ${started.join(', ') || '(none needed)'}`);
+        else ctx.out.line(describeReplay(started));
         exitState.code = 0;
       } finally {
         ctx.close();

@@ -33,6 +33,7 @@ interface RestoreOpts {
   host?: string;
   allHosts?: boolean;
   allowIncomplete?: boolean;
+  force?: boolean;
   json?: boolean;
 }
 
@@ -91,9 +92,20 @@ async function printNextSteps(
     paint(
       out,
       'bold',
-      `Recipe of ${r.manifest.unit} (backup ${r.manifest.backupId}) restored to ${r.workDir}`,
+      r.inPlace
+        ? `${r.manifest.unit} (backup ${r.manifest.backupId}) restored in place: project ${r.projectDir}; recipe and scripts in ${r.workDir}`
+        : `Recipe of ${r.manifest.unit} (backup ${r.manifest.backupId}) restored to ${r.workDir}`,
     ),
   );
+  for (const f of r.differing ?? []) {
+    out.line(
+      paint(
+        out,
+        'yellow',
+        `  ${f.hostPath} differs from the backup: left as it is; the backed-up one is ${f.fromBackup}`,
+      ),
+    );
+  }
   for (const d of data) {
     out.line(
       `  ${d.entry.type} ${d.entry.name} → ${d.note}${d.entry.type === 'bind' ? ` at ${d.target}` : ''}`,
@@ -196,8 +208,11 @@ async function runRestore(ctx: Context, o: RestoreOpts, interactive: boolean): P
       );
       if (!o.allowIncomplete) throw new KopiDockaError('cancelled', { exitCode: ExitCode.FAILURE });
     }
+    // Empty: the default — in place when this host still has the project, else the state dir.
     const def = defaultWorkDir(cfg, chosen);
-    o.to ??= (await ask(`Restore into directory [${def}]`)) || def;
+    o.to ??=
+      (await ask(`Restore into directory (empty: in place if the project is on this host, else ${def})`)) ||
+      undefined;
   } else if (!o.unit) {
     throw new UsageError(
       'which unit? pass --unit U (and --backup-id ID or latest), or --list',
@@ -217,9 +232,10 @@ async function runRestore(ctx: Context, o: RestoreOpts, interactive: boolean): P
   }
 
   const prepared = await prepareRestore(cfg, kopia, point, {
-    workDir: o.to ?? defaultWorkDir(cfg, point),
+    to: o.to,
     volumes: o.volume,
     allowIncomplete: o.allowIncomplete ?? false,
+    force: o.force ?? false,
   });
   const { workDir, recipe, data } = prepared;
 
@@ -229,7 +245,13 @@ async function runRestore(ctx: Context, o: RestoreOpts, interactive: boolean): P
     execute = await confirm('Run the restore scripts now?', false);
   if (execute) {
     safety = await executeRestore(
-      { stateDir: cfg.stateDir, kopia, docker: ctx.docker(), log: ctx.log },
+      {
+        stateDir: cfg.stateDir,
+        kopia,
+        docker: ctx.docker(),
+        log: ctx.log,
+        stopTimeoutSec: cfg.backup.stopTimeout,
+      },
       prepared,
       async (d) =>
         Boolean(o.yes) ||
@@ -254,6 +276,8 @@ async function runRestore(ctx: Context, o: RestoreOpts, interactive: boolean): P
         safetyCopy: safety.get(d) ?? null,
       })),
       redacted: recipe.redacted,
+      inPlace: recipe.inPlace ?? false,
+      differing: recipe.differing ?? [],
       warnings: restoreCaveats(recipe.manifest),
     });
   } else await printNextSteps(ctx, recipe, data, execute, safety);
@@ -269,7 +293,7 @@ export function register(program: Command): void {
     .option('-b, --backup-id <id>', 'the restore point (a backup_id, or "latest")')
     .option(
       '--to <dir>',
-      'working directory for the recipe and scripts (default /var/lib/kopi-docka/restore/<unit>/<backup_id>)',
+      'restore elsewhere (e.g. on a new host): the project, its binds, the recipe and scripts go under DIR. Default: in place — on the host the point is from, with its project directory still there, the project directory and bind paths themselves (each with a safety copy); else /var/lib/kopi-docka/restore/<unit>/<backup_id>',
     )
     .option(
       '--volume <name>',
@@ -286,6 +310,10 @@ export function register(program: Command): void {
     .option('--host <host>', "restore another host's units (its Kopia identity host name)")
     .option('--all-hosts', 'list restore points of every host')
     .option('--allow-incomplete', 'accept an incomplete restore point')
+    .option(
+      '--force',
+      'with --to: restore into a non-empty directory that is not an earlier restore of this point',
+    )
     .option('--json', 'output as JSON')
     .action(async (opts, cmd) => {
       const ctx = createContext(globalsOf(cmd), opts.json);
