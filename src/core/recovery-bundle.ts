@@ -10,7 +10,7 @@
  * | `<stem>.tar.enc`     | `openssl enc -aes-256-cbc -pbkdf2 -iter 600000 -md sha256 -salt` over a tar | no (encrypted) |
  * | `<stem>.PASSWORD`    | the random passphrase (one line, ≥ 256 bits), mode 0600 from creation      | YES: move it off the host |
  * | `<stem>.README`      | how to decrypt with openssl alone, and what next                          | no |
- * | `<stem>.HMAC`        | HMAC-SHA256 of `<stem>.tar.enc`, keyed by the passphrase (CBC has no MAC)  | no |
+ * | `<stem>.HMAC`        | HMAC-SHA256 of `<stem>.tar.enc` keyed by the passphrase (CBC has no MAC), and a passphrase check value | no |
  *
  * The tar holds one directory `<stem>/` with: kopia-repository.json, kopia-password.txt,
  * kopi-docka.conf, recover.sh, backup-status.json, known_hosts (SFTP only) and SHA256SUMS (a
@@ -457,15 +457,26 @@ export function bundleHmac(ciphertext: Buffer, passphrase: string): string {
   return createHmac('sha256', macKey(passphrase)).update(ciphertext).digest('hex');
 }
 
-/** The `.HMAC` file text: `hmac-sha256 <hex>  <bundle file name>`. */
-export function renderHmacFile(hex: string, bundleFileName: string): string {
-  return `hmac-sha256 ${hex}  ${bundleFileName}\n`;
+/**
+ * A value that tells whether a passphrase is the bundle's without decrypting: HMAC-SHA256 of a fixed
+ * label under the passphrase's MAC key. With a 256-bit random passphrase it reveals nothing usable.
+ */
+export function passphraseCheck(passphrase: string): string {
+  return createHmac('sha256', macKey(passphrase)).update('passphrase check').digest('hex');
 }
 
-/** The hex HMAC from a `.HMAC` file's text, or undefined when it is not one. */
-export function parseHmacFile(text: string): string | undefined {
-  const m = /^hmac-sha256 ([0-9a-f]{64}) {2}\S+\n?$/.exec(text);
-  return m?.[1];
+/**
+ * The `.HMAC` file text, two lines:
+ * `hmac-sha256 <hex>  <bundle file name>` and `passphrase-check <hex>`.
+ */
+export function renderHmacFile(hex: string, bundleFileName: string, check: string): string {
+  return `hmac-sha256 ${hex}  ${bundleFileName}\npassphrase-check ${check}\n`;
+}
+
+/** The HMAC and passphrase check from a `.HMAC` file's text, or undefined when it is not one. */
+export function parseHmacFile(text: string): { hmac: string; passphraseCheck: string } | undefined {
+  const m = /^hmac-sha256 ([0-9a-f]{64}) {2}\S+\npassphrase-check ([0-9a-f]{64})\n?$/.exec(text);
+  return m?.[1] && m[2] ? { hmac: m[1], passphraseCheck: m[2] } : undefined;
 }
 
 /** `sha256sum` format for name → content pairs, sorted by name. */

@@ -22,6 +22,7 @@ import {
   bundleStem,
   parseBundleFileName,
   parseHmacFile,
+  passphraseCheck,
   parseSha256Sums,
   renderHmacFile,
   renderReadme,
@@ -182,7 +183,11 @@ export async function writeRecoveryBundle(opts: WriteRecoveryBundleOptions): Pro
     const ciphertext = await readFile(tmpBundle);
 
     await writeNew(passwordPath, `${passphrase}\n`, 0o600);
-    await writeNew(hmacPath, renderHmacFile(bundleHmac(ciphertext, passphrase), `${stem}.tar.enc`), 0o644);
+    await writeNew(
+      hmacPath,
+      renderHmacFile(bundleHmac(ciphertext, passphrase), `${stem}.tar.enc`, passphraseCheck(passphrase)),
+      0o644,
+    );
     await writeNew(readmePath, renderReadme(stem, info), 0o644);
     await rename(tmpBundle, bundlePath);
     renamed = true;
@@ -276,7 +281,7 @@ export async function extractRecoveryBundle(
   const ciphertext = await readFile(bundlePath);
   const hmacPath = opts.hmacPath ?? path.join(path.dirname(bundlePath), `${stem}.HMAC`);
   const hmacText = await readFile(hmacPath, 'utf8').catch(() => undefined);
-  let wantMac: string | undefined;
+  let want: { hmac: string; passphraseCheck: string } | undefined;
   if (hmacText === undefined) {
     if (!opts.allowMissingHmac) {
       throw new RecoveryBundleError(`${hmacPath} is missing: cannot check the bundle was not modified`, {
@@ -284,17 +289,28 @@ export async function extractRecoveryBundle(
       });
     }
   } else {
-    wantMac = parseHmacFile(hmacText);
-    if (wantMac === undefined) throw new RecoveryBundleError(`${hmacPath} is not a kopi-docka HMAC file`);
+    want = parseHmacFile(hmacText);
+    if (want === undefined) throw new RecoveryBundleError(`${hmacPath} is not a kopi-docka HMAC file`);
+    // Definite, before any decryption: openssl's own padding check lets ~1 wrong key in 256 through.
+    if (!sameHex(passphraseCheck(passphrase), want.passphraseCheck)) {
+      throw new RecoveryBundleError(`wrong passphrase for ${path.basename(bundlePath)}`, {
+        hint: `the passphrase is the first line of ${stem}.PASSWORD, made together with this bundle`,
+      });
+    }
+    if (!sameHex(bundleHmac(ciphertext, passphrase), want.hmac)) {
+      throw new RecoveryBundleError(
+        `${path.basename(bundlePath)} does not match its HMAC: the bundle was modified or corrupted after it was written`,
+        { hint: 'use an intact copy of the bundle; nothing was extracted' },
+      );
+    }
   }
 
   // mkdtemp makes the directory 0700: the plaintext tar never is readable by others.
   const work = await mkdtemp(path.join(path.dirname(destDir), `.${path.basename(destDir)}.partial-`));
   try {
-    // Decrypt first (to a file in the private dir, nothing extracted yet), so that a wrong passphrase
-    // is told apart from a modified bundle: openssl rejects a wrong key by its padding check with
-    // "bad decrypt" (≈ 255/256 of the time); a bundle changed by a third party decrypts to garbage
-    // that only the HMAC catches.
+    // Decrypt to a file in the private dir; nothing is extracted before it and the checks passed.
+    // Without a .HMAC file a wrong key shows as openssl's "bad decrypt" (its padding check, ≈255 of
+    // 256 wrong keys) or as garbage that tar or SHA256SUMS reject.
     const tarPath = path.join(work, 'bundle.tar');
     await writeFile(tarPath, '', { mode: 0o600 });
     const dec = await run(
@@ -309,15 +325,6 @@ export async function extractRecoveryBundle(
           : `openssl could not decrypt ${path.basename(bundlePath)}: ${dec.stderrTail.trim().split('\n').slice(-2).join(' | ')}`,
         { hint: `the passphrase is the first line of ${stem}.PASSWORD, made together with this bundle` },
       );
-    }
-    if (wantMac !== undefined) {
-      const got = bundleHmac(ciphertext, passphrase);
-      if (!timingSafeEqual(Buffer.from(got, 'hex'), Buffer.from(wantMac, 'hex'))) {
-        throw new RecoveryBundleError(
-          `${path.basename(bundlePath)} does not match its HMAC: the bundle was modified or corrupted after it was written`,
-          { hint: 'use an intact copy of the bundle; nothing was extracted' },
-        );
-      }
     }
     const out = path.join(work, 'x');
     await mkdir(out, { mode: 0o700 });
@@ -362,6 +369,10 @@ export async function extractRecoveryBundle(
   } finally {
     await rm(work, { recursive: true, force: true });
   }
+}
+
+function sameHex(a: string, b: string): boolean {
+  return a.length === b.length && timingSafeEqual(Buffer.from(a, 'hex'), Buffer.from(b, 'hex'));
 }
 
 /** All the file names (in outputDir) of the bundle whose `.tar.enc` is `bundleName`. */

@@ -11,7 +11,9 @@
  * A missing server skips its test with the reason.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
@@ -24,7 +26,7 @@ import {
   type BackendSecrets,
   type RepositoryBackend,
 } from '../../src/core/repository-backend.js';
-import { findCommand, makeTempDir } from '../servers/common.js';
+import { REPO_ROOT, findCommand, makeTempDir } from '../servers/common.js';
 import { s3Unavailable, startS3Server } from '../servers/s3.js';
 import { sftpUnavailable, startSftpServer } from '../servers/sftp.js';
 import { startWebdavServer, webdavUnavailable } from '../servers/webdav.js';
@@ -223,3 +225,56 @@ describe('repository backends against real servers on 127.0.0.1', { timeout: 600
     assert.ok(under.includes('kopia.repository'), `kopia.repository under the prefix: ${under.join(', ')}`);
   });
 });
+
+describe('test servers never outlive the test process', () => {
+  it(
+    'SIGKILL of the process that started them takes sshd, rclone and versitygw down too',
+    {
+      skip: sftpUnavailable() ?? webdavUnavailable() ?? s3Unavailable() ?? false,
+    },
+    async (t) => {
+      // A separate Node process starts all three servers, prints their pids, and is then SIGKILLed: no
+      // cleanup code of its own runs; only the parent-death signal (setpriv --pdeathsig) can stop them.
+      const script = [
+        "import { startSftpServer } from './test/servers/sftp.ts';",
+        "import { startWebdavServer } from './test/servers/webdav.ts';",
+        "import { startS3Server } from './test/servers/s3.ts';",
+        'const s = await Promise.all([startSftpServer(), startWebdavServer(), startS3Server({ buckets: [] })]);',
+        "process.stdout.write(JSON.stringify(s.map((x) => [x.pid, x.dir])) + '\\n');",
+        'setInterval(() => {}, 1000);',
+      ].join('\n');
+      const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+        cwd: REPO_ROOT,
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
+      const line = await new Promise<string>((resolve, reject) => {
+        let buf = '';
+        child.stdout.on('data', (c: Buffer) => {
+          buf += c.toString();
+          if (buf.includes('\n')) resolve(buf.split('\n')[0] ?? '');
+        });
+        child.once('exit', (code) => reject(new Error(`the server starter exited early (${String(code)})`)));
+        setTimeout(() => reject(new Error('servers did not start within 60 s')), 60_000).unref();
+      });
+      const started = JSON.parse(line) as [number, string][];
+      t.after(() => Promise.all(started.map(([, dir]) => rm(dir, { recursive: true, force: true }))));
+      const pids = started.map(([pid]) => pid);
+      assert.equal(pids.length, 3);
+      for (const pid of pids) assert.ok(pid > 0 && isAlive(pid), `server ${pid} runs`);
+      child.kill('SIGKILL');
+      const deadline = Date.now() + 10_000;
+      while (pids.some(isAlive) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      assert.deepEqual(pids.filter(isAlive), [], 'every server died with its parent');
+    },
+  );
+});
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    // A zombie (not yet reaped) is dead for our purpose.
+    return !/^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  } catch {
+    return false;
+  }
+}

@@ -58,6 +58,8 @@ export interface RunningServer {
   /** 127.0.0.1 */
   host: string;
   port: number;
+  /** The server's pid (setpriv execs it in place, so this is the server itself). */
+  pid: number;
   /** Temp directory holding the server's files and data; removed by stop(). */
   dir: string;
   /** Stop the server (SIGTERM to its group, SIGKILL after 2 s) and remove its directory. Idempotent. */
@@ -104,7 +106,7 @@ export async function startServer(
     await stop();
     throw e;
   }
-  return { host: '127.0.0.1', port, dir, stop };
+  return { host: '127.0.0.1', port, pid: sp.child.pid ?? -1, dir, stop };
 }
 
 export function makeTempDir(prefix: string): Promise<string> {

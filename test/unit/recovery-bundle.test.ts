@@ -15,6 +15,7 @@ import {
   parseBundleFileName,
   parseHmacFile,
   parseSha256Sums,
+  passphraseCheck,
   renderHmacFile,
   renderReadme,
   renderRecoverScript,
@@ -233,7 +234,12 @@ describe('README and integrity helpers', () => {
     const flipped = Buffer.from(data);
     flipped[10] = (flipped[10] ?? 0) ^ 1;
     assert.notEqual(bundleHmac(flipped, 'p1'), mac);
-    assert.equal(parseHmacFile(renderHmacFile(mac, 'x.tar.enc')), mac);
+    const check = passphraseCheck('p1');
+    assert.notEqual(passphraseCheck('p2'), check);
+    assert.deepEqual(parseHmacFile(renderHmacFile(mac, 'x.tar.enc', check)), {
+      hmac: mac,
+      passphraseCheck: check,
+    });
     assert.equal(parseHmacFile('garbage'), undefined);
   });
 
