@@ -258,7 +258,12 @@ export function repositoryArgs(backend: RepositoryBackend, secrets: BackendSecre
       return { argv: ['filesystem', `--path=${absPath('filesystem', 'path', backend.path)}`], env };
 
     case 's3': {
-      const argv = ['s3', `--bucket=${text('s3', 'bucket', backend.bucket)}`];
+      const bucket = text('s3', 'bucket', backend.bucket);
+      // minio-go's (non-strict) bucket name rule, which Kopia's S3 client enforces before any request.
+      if (!/^[A-Za-z0-9][A-Za-z0-9._:-]{1,61}[A-Za-z0-9]$/.test(bucket)) {
+        bad('s3', `bucket "${bucket}" is not a valid bucket name (3-63 letters, digits, '.', '-')`);
+      }
+      const argv = ['s3', `--bucket=${bucket}`];
       if (backend.endpoint !== undefined && backend.endpoint !== '') {
         argv.push(`--endpoint=${validEndpoint(backend.endpoint)}`);
       }
@@ -598,6 +603,37 @@ export function backendFromStatus(status: unknown): RepositoryBackend | undefine
     default:
       return undefined;
   }
+}
+
+/** What `checkConnection` found. */
+export type ConnectionCheck =
+  /** Connected to the configured location. */
+  | { state: 'same'; connected: RepositoryBackend }
+  /** Connected somewhere else: reconnect (after a confirmation) or refuse — never write there. */
+  | { state: 'different'; connected: RepositoryBackend; message: string }
+  /** The JSON names no storage this module understands (e.g. gdrive, or a server seen via status). */
+  | { state: 'unknown'; message: string };
+
+/**
+ * Compare the configured backend with what a Kopia config is connected to (`kopia repository status
+ * --json`, or the Kopia config file's JSON for a repository-server connection). The v7.5.2 lesson of
+ * the original: a changed backend must never leave backups going to the old repository silently.
+ * Messages carry no secrets (`describeBackend`).
+ */
+export function checkConnection(configured: RepositoryBackend, statusOrConfig: unknown): ConnectionCheck {
+  const connected = backendFromStatus(statusOrConfig);
+  if (connected === undefined) {
+    return {
+      state: 'unknown',
+      message: `cannot tell which repository the Kopia config is connected to (kopi-docka is configured for ${describeBackend(configured)})`,
+    };
+  }
+  if (sameBackend(configured, connected)) return { state: 'same', connected };
+  return {
+    state: 'different',
+    connected,
+    message: `the Kopia config is connected to ${describeBackend(connected)}, but kopi-docka is configured for ${describeBackend(configured)}`,
+  };
 }
 
 // ---------------------------------------------------------------------------------------------------

@@ -441,7 +441,7 @@ describe('recover.sh on a wiped host', () => {
     const opts = options(dir, {
       backend: {
         kind: 's3',
-        bucket: 'b',
+        bucket: 'bkt',
         endpoint: '127.0.0.1:9',
         prefix: 'p/',
         region: 'r',
@@ -456,7 +456,7 @@ describe('recover.sh on a wiped host', () => {
     assert.match(r.out, /export AWS_ACCESS_KEY_ID/);
     const script = await readFile(path.join(extracted, 'recover.sh'), 'utf8');
     for (const flag of [
-      "'--bucket=b'",
+      "'--bucket=bkt'",
       "'--endpoint=127.0.0.1:9'",
       "'--prefix=p/'",
       "'--region=r'",

@@ -75,7 +75,7 @@ describe('kopia-repository.json', () => {
   it('has every non-secret parameter and the credential variable names, never a value', () => {
     const info = repositoryRecoveryInfo(
       input(
-        { kind: 's3', bucket: 'b', endpoint: 'minio:9000', region: 'eu-1', prefix: 'h/', disableTls: true },
+        { kind: 's3', bucket: 'bkt', endpoint: 'minio:9000', region: 'eu-1', prefix: 'h/', disableTls: true },
         {
           secrets: { s3AccessKeyId: 'AKIAXYZ', s3SecretAccessKey: 'verysecret' },
           repositoryStatus: {
@@ -88,7 +88,7 @@ describe('kopia-repository.json', () => {
     );
     assert.deepEqual(info.connectArgv, [
       's3',
-      '--bucket=b',
+      '--bucket=bkt',
       '--endpoint=minio:9000',
       '--region=eu-1',
       '--prefix=h/',
@@ -106,7 +106,7 @@ describe('kopia-repository.json', () => {
     assert.ok(!json.includes('AKIAXYZ') && !json.includes('verysecret') && !json.includes('masterKey'));
     assert.equal(info.format, 'kopi-docka-repository/1');
     assert.equal(info.createdAt, NOW.toISOString());
-    assert.equal(info.description, 's3 s3://b/h/ at minio:9000 (region eu-1, no TLS)');
+    assert.equal(info.description, 's3 s3://bkt/h/ at minio:9000 (region eu-1, no TLS)');
   });
 
   it('sftp records that known_hosts is bundled and the key is not', () => {
@@ -128,7 +128,7 @@ describe('kopia-repository.json', () => {
 describe('recover.sh', () => {
   const backends: RepositoryBackend[] = [
     { kind: 'filesystem', path: '/backup/repo' },
-    { kind: 's3', bucket: 'b', endpoint: 'minio:9000', region: 'eu-1', prefix: "it's/", disableTls: true },
+    { kind: 's3', bucket: 'bkt', endpoint: 'minio:9000', region: 'eu-1', prefix: "it's/", disableTls: true },
     { kind: 'b2', bucket: 'bb', prefix: 'p/' },
     { kind: 'azure', container: 'c', storageAccount: 'acct', prefix: 'x/' },
     { kind: 'gcs', bucket: 'g', prefix: 'p/', credentialsFile: '/etc/gcs.json' },
@@ -172,7 +172,7 @@ describe('recover.sh', () => {
   }
 
   it('credential checks per backend (names only)', () => {
-    const s3 = renderRecoverScript(repositoryRecoveryInfo(input({ kind: 's3', bucket: 'b' })));
+    const s3 = renderRecoverScript(repositoryRecoveryInfo(input({ kind: 's3', bucket: 'bkt' })));
     assert.match(s3, /\[ -n "\$\{AWS_SECRET_ACCESS_KEY:-\}" \] \|\| die/);
     const az = renderRecoverScript(
       repositoryRecoveryInfo(input({ kind: 'azure', container: 'c', storageAccount: 'a' })),

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import {
   BackendConfigError,
+  checkConnection,
   backendFromStatus,
   backendIdentity,
   credentialEnvNames,
@@ -34,7 +35,7 @@ describe('repositoryArgs', () => {
     const r = repositoryArgs(
       {
         kind: 's3',
-        bucket: 'b',
+        bucket: 'bkt',
         endpoint: 'minio.lan:9000',
         region: 'eu-central-1',
         prefix: 'host1/',
@@ -46,7 +47,7 @@ describe('repositoryArgs', () => {
     );
     assert.deepEqual(r.argv, [
       's3',
-      '--bucket=b',
+      '--bucket=bkt',
       '--endpoint=minio.lan:9000',
       '--region=eu-central-1',
       '--prefix=host1/',
@@ -63,11 +64,11 @@ describe('repositoryArgs', () => {
 
   it('s3: minimal (Kopia default endpoint), missing keys refused without echoing anything', () => {
     assert.deepEqual(
-      repositoryArgs({ kind: 's3', bucket: 'b' }, { s3AccessKeyId: 'a', s3SecretAccessKey: 's' }).argv,
-      ['s3', '--bucket=b'],
+      repositoryArgs({ kind: 's3', bucket: 'bkt' }, { s3AccessKeyId: 'a', s3SecretAccessKey: 's' }).argv,
+      ['s3', '--bucket=bkt'],
     );
     assert.throws(
-      () => repositoryArgs({ kind: 's3', bucket: 'b' }, { s3AccessKeyId: 'a' }),
+      () => repositoryArgs({ kind: 's3', bucket: 'bkt' }, { s3AccessKeyId: 'a' }),
       (e: unknown) =>
         e instanceof BackendConfigError &&
         /AWS_SECRET_ACCESS_KEY/.test(e.message) &&
@@ -75,14 +76,21 @@ describe('repositoryArgs', () => {
     );
   });
 
+  it('s3: an invalid bucket name is refused before Kopia runs', () => {
+    const keys = { s3AccessKeyId: 'a', s3SecretAccessKey: 's' };
+    assert.throws(() => repositoryArgs({ kind: 's3', bucket: 'ab' }, keys), /not a valid bucket name/);
+    assert.throws(() => repositoryArgs({ kind: 's3', bucket: 'a/b/c' }, keys), /not a valid bucket name/);
+    assert.equal(repositoryArgs({ kind: 's3', bucket: 'my.bucket-1' }, keys).argv[1], '--bucket=my.bucket-1');
+  });
+
   it('s3: an endpoint with a scheme or a path is refused with a hint', () => {
     const keys = { s3AccessKeyId: 'a', s3SecretAccessKey: 's' };
     assert.throws(
-      () => repositoryArgs({ kind: 's3', bucket: 'b', endpoint: 'http://minio:9000' }, keys),
+      () => repositoryArgs({ kind: 's3', bucket: 'bkt', endpoint: 'http://minio:9000' }, keys),
       /without a scheme.*disable_tls/,
     );
     assert.throws(
-      () => repositoryArgs({ kind: 's3', bucket: 'b', endpoint: 'minio:9000/x' }, keys),
+      () => repositoryArgs({ kind: 's3', bucket: 'bkt', endpoint: 'minio:9000/x' }, keys),
       /without a path/,
     );
   });
@@ -257,7 +265,7 @@ describe('repositoryArgs', () => {
 
   it('credentialEnvNames lists names only', () => {
     assert.deepEqual(
-      credentialEnvNames({ kind: 's3', bucket: 'b' }, { s3AccessKeyId: 'a', s3SecretAccessKey: 's' }),
+      credentialEnvNames({ kind: 's3', bucket: 'bkt' }, { s3AccessKeyId: 'a', s3SecretAccessKey: 's' }),
       ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY'],
     );
   });
@@ -269,13 +277,13 @@ describe('describeBackend', () => {
       describeBackend({ kind: 'filesystem', path: '/backup/repo' }),
       describeBackend({
         kind: 's3',
-        bucket: 'b',
+        bucket: 'bkt',
         prefix: 'p/',
         endpoint: 'm:9000',
         region: 'r1',
         disableTls: true,
       }),
-      describeBackend({ kind: 's3', bucket: 'b' }),
+      describeBackend({ kind: 's3', bucket: 'bkt' }),
       describeBackend({ kind: 'b2', bucket: 'bb' }),
       describeBackend({ kind: 'azure', container: 'c', storageAccount: 'a' }),
       describeBackend({ kind: 'gcs', bucket: 'g', prefix: 'x/' }),
@@ -294,8 +302,8 @@ describe('describeBackend', () => {
     ];
     assert.deepEqual(lines, [
       'filesystem /backup/repo',
-      's3 s3://b/p/ at m:9000 (region r1, no TLS)',
-      's3 s3://b at s3.amazonaws.com',
+      's3 s3://bkt/p/ at m:9000 (region r1, no TLS)',
+      's3 s3://bkt at s3.amazonaws.com',
       'b2 b2://bb',
       'azure a/c',
       'gcs gs://g/x/',
@@ -322,7 +330,7 @@ describe('backendFromStatus / sameBackend', () => {
     assert.deepEqual(
       backendFromStatus(
         status('s3', {
-          bucket: 'b',
+          bucket: 'bkt',
           prefix: 'p/',
           endpoint: '127.0.0.1:9000',
           doNotUseTLS: true,
@@ -334,7 +342,7 @@ describe('backendFromStatus / sameBackend', () => {
       ),
       {
         kind: 's3',
-        bucket: 'b',
+        bucket: 'bkt',
         prefix: 'p/',
         endpoint: '127.0.0.1:9000',
         region: 'us-east-1',
@@ -407,12 +415,12 @@ describe('backendFromStatus / sameBackend', () => {
   });
 
   it('detects a different repository: other bucket, prefix, endpoint, path, host', () => {
-    const s3: RepositoryBackend = { kind: 's3', bucket: 'b', prefix: 'p/', endpoint: 'm:9000' };
+    const s3: RepositoryBackend = { kind: 's3', bucket: 'bkt', prefix: 'p/', endpoint: 'm:9000' };
     assert.ok(sameBackend(s3, { ...s3, region: 'x', disableTls: true }));
     assert.ok(!sameBackend(s3, { ...s3, prefix: 'q/' }));
     assert.ok(!sameBackend(s3, { ...s3, bucket: 'c' }));
     assert.ok(!sameBackend(s3, { ...s3, endpoint: 'other:9000' }));
-    assert.ok(!sameBackend(s3, { kind: 'b2', bucket: 'b', prefix: 'p/' }));
+    assert.ok(!sameBackend(s3, { kind: 'b2', bucket: 'bkt', prefix: 'p/' }));
     assert.ok(sameBackend({ kind: 'filesystem', path: '/r/' }, { kind: 'filesystem', path: '/r' }));
     assert.ok(!sameBackend({ kind: 'filesystem', path: '/r' }, { kind: 'filesystem', path: '/s' }));
     const sftp: RepositoryBackend = {
@@ -426,7 +434,28 @@ describe('backendFromStatus / sameBackend', () => {
     };
     assert.ok(sameBackend(sftp, { ...sftp, keyFile: '/other' }));
     assert.ok(!sameBackend(sftp, { ...sftp, port: 2222 }));
-    assert.equal(backendIdentity({ kind: 's3', bucket: 'b' }), 's3:s3.amazonaws.com/b/');
+    assert.equal(backendIdentity({ kind: 's3', bucket: 'bkt' }), 's3:s3.amazonaws.com/bkt/');
+  });
+});
+
+describe('checkConnection', () => {
+  const st = (path: string): unknown => ({ storage: { type: 'filesystem', config: { path } } });
+  it('same, different (with a message naming both, no secrets), unknown', () => {
+    const fs: RepositoryBackend = { kind: 'filesystem', path: '/backup/repo' };
+    assert.equal(checkConnection(fs, st('/backup/repo/')).state, 'same');
+    const diff = checkConnection(fs, st('/old/repo'));
+    assert.equal(diff.state, 'different');
+    assert.equal(
+      diff.state === 'different' ? diff.message : '',
+      'the Kopia config is connected to filesystem /old/repo, but kopi-docka is configured for filesystem /backup/repo',
+    );
+    const s3 = checkConnection(
+      { kind: 's3', bucket: 'new', endpoint: 'm:9000' },
+      { storage: { type: 's3', config: { bucket: 'old', endpoint: 'm:9000', secretAccessKey: '****' } } },
+    );
+    assert.equal(s3.state, 'different');
+    assert.match(s3.state === 'different' ? s3.message : '', /s3:\/\/old at m:9000.*s3:\/\/new at m:9000/);
+    assert.equal(checkConnection(fs, { storage: { type: 'gdrive', config: {} } }).state, 'unknown');
   });
 });
 
@@ -434,8 +463,8 @@ describe('parseBackend', () => {
   it('round-trips every kind through JSON, dropping unknown fields', () => {
     const all: RepositoryBackend[] = [
       { kind: 'filesystem', path: '/r' },
-      { kind: 's3', bucket: 'b', endpoint: 'e:1', region: 'r', prefix: 'p/', disableTls: true },
-      { kind: 'b2', bucket: 'b', prefix: 'p' },
+      { kind: 's3', bucket: 'bkt', endpoint: 'e:1', region: 'r', prefix: 'p/', disableTls: true },
+      { kind: 'b2', bucket: 'bkt', prefix: 'p' },
       { kind: 'azure', container: 'c', storageAccount: 'a' },
       { kind: 'gcs', bucket: 'g', credentialsFile: '/c.json' },
       { kind: 'sftp', host: 'h', port: 22, username: 'u', path: 'p', keyFile: '/k', knownHostsFile: '/kh' },
