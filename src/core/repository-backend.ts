@@ -208,13 +208,15 @@ function validUrl(kind: BackendKind, name: string, v: string, schemes: readonly 
     u = new URL(text(kind, name, v));
   } catch (e) {
     if (e instanceof BackendConfigError) throw e;
-    bad(kind, `${name} is not a URL: "${v}"`);
+    // Not echoed: a malformed URL may still hold a password.
+    bad(kind, `${name} is not a valid URL`);
+  }
+  // Credentials first, so that no message below ever echoes a URL that carries a password.
+  if (u.username !== '' || u.password !== '') {
+    bad(kind, `${name} must not carry credentials; give them as secrets (environment or a 0600 file)`);
   }
   if (!schemes.includes(u.protocol)) {
     bad(kind, `${name} must start with ${schemes.map((s) => `${s}//`).join(' or ')} (got "${v}")`);
-  }
-  if (u.username !== '' || u.password !== '') {
-    bad(kind, `${name} must not carry credentials; give them as secrets (environment or a 0600 file)`);
   }
   return u;
 }

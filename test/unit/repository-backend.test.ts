@@ -210,6 +210,12 @@ describe('repositoryArgs', () => {
       (e: unknown) => e instanceof BackendConfigError && !e.message.includes('secretpw'),
     );
     assert.throws(() => repositoryArgs({ kind: 'webdav', url: 'ftp://x/' }), /http:\/\/ or https:\/\//);
+    for (const url of ['ftp://u:pw-secret@x/', 'http://u:pw-secret@[bad']) {
+      assert.throws(
+        () => repositoryArgs({ kind: 'webdav', url }),
+        (e: unknown) => e instanceof BackendConfigError && !e.message.includes('pw-secret'),
+      );
+    }
   });
 
   it('rclone', () => {
