@@ -8,10 +8,13 @@
 #      or built from source with Go
 #   4. the local test image kd-test-busybox:latest (no registry needed: `docker import` of a rootfs
 #      made from Debian's static busybox)
+#   5. the backend test servers (scripts/servers.sh: openssh-server, rclone, versitygw built from its
+#      Go module and cached under ~/.cache/kopi-docka/)
 #
-# Usage: scripts/provision.sh [--no-image] [--kopia-only] [--image-only]
-#   --no-image     skip the test image (quickstart does not need it)
-#   --kopia-only   only step 3 (no packages, no daemon, no image)
+# Usage: scripts/provision.sh [--no-image] [--no-servers] [--kopia-only] [--image-only]
+#   --no-image     skip the test image and the test servers (quickstart needs neither)
+#   --no-servers   skip step 5
+#   --kopia-only   only step 3 (no packages, no daemon, no image, no servers)
 #   --image-only   only step 4, on the daemon DOCKER_HOST names (scripts/engine.sh uses it)
 #
 # Environment (all optional):
@@ -51,6 +54,7 @@ DO_PACKAGES=1
 DO_DOCKER=1
 DO_KOPIA=1
 DO_IMAGE=1
+DO_SERVERS=1
 
 log() { printf '[provision] %s\n' "$*"; }
 die() {
@@ -60,13 +64,14 @@ die() {
   exit "$code"
 }
 
-usage() { sed -n '12,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '14,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
 while [ $# -gt 0 ]; do
   case "$1" in
-    --no-image) DO_IMAGE=0 ;;
-    --kopia-only) DO_PACKAGES=0 DO_DOCKER=0 DO_IMAGE=0 ;;
-    --image-only) DO_PACKAGES=0 DO_DOCKER=0 DO_KOPIA=0 ;;
+    --no-image) DO_IMAGE=0 DO_SERVERS=0 ;;
+    --no-servers) DO_SERVERS=0 ;;
+    --kopia-only) DO_PACKAGES=0 DO_DOCKER=0 DO_IMAGE=0 DO_SERVERS=0 ;;
+    --image-only) DO_PACKAGES=0 DO_DOCKER=0 DO_KOPIA=0 DO_SERVERS=0 ;;
     -h | --help)
       usage
       exit 0
@@ -433,4 +438,8 @@ started=$SECONDS
 [ "$DO_DOCKER" = 1 ] && ensure_docker
 [ "$DO_KOPIA" = 1 ] && ensure_kopia
 [ "$DO_IMAGE" = 1 ] && ensure_test_image
+if [ "$DO_SERVERS" = 1 ]; then
+  # Its own apt step, Go build and cache; idempotent (about a second when everything is there).
+  bash "$SCRIPT_DIR/servers.sh" || die 1 "scripts/servers.sh failed (backend test servers)"
+fi
 log "done in $((SECONDS - started))s"
