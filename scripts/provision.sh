@@ -117,7 +117,9 @@ fi
 # ---------------------------------------------------------------------------------------------------
 # 1. Debian packages
 # ---------------------------------------------------------------------------------------------------
-PACKAGES=(docker.io docker-compose busybox-static openssl acl attr tar util-linux)
+# systemd: systemd-analyze (verify the generated units) and systemd-notify (sd_notify); python3: the
+# tests' unix datagram listener for NOTIFY_SOCKET.
+PACKAGES=(docker.io docker-compose busybox-static openssl acl attr tar util-linux systemd python3)
 
 pkg_installed() {
   dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q '^install ok installed$'
