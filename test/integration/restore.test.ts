@@ -687,7 +687,7 @@ describe('kopi-docka restore (real Docker, real Kopia)', () => {
     });
   }
 
-  it('the wizard on a pseudo-terminal: unit 1, point 1, default directory, scripts not run', async (t) => {
+  it('the wizard on a pseudo-terminal: unit 1, point 1, default (in place), scripts not run', async (t) => {
     const repo = await makeRepo(t);
     await cliOk(repo, ['init']);
     const s = await createStack(t, { name: uniqueName('wizard'), files: volumeStack() });
@@ -702,7 +702,7 @@ describe('kopi-docka restore (real Docker, real Kopia)', () => {
     const r = await drivePty(['restore'], repo.env, [
       { expect: /Unit to restore:[\s\S]*choose 1-1: $/, answer: '1' },
       { expect: /Restore point:[\s\S]*choose 1-1: $/, answer: '1' },
-      { expect: /Restore into directory \[[^\]]+\]: $/, answer: '' },
+      { expect: /Restore into directory \(empty: in place [^)]*\): $/, answer: '' },
       { expect: /Run the restore scripts now\? \[y\/N\] $/, answer: 'n' },
     ]);
     assert.equal(r.code, 0, r.output);
@@ -711,7 +711,9 @@ describe('kopi-docka restore (real Docker, real Kopia)', () => {
     assert.match(r.output, /up -d/);
     const scripts = (await readdir(workDir)).filter((f) => f.endsWith('.sh'));
     assert.deepEqual(scripts, [`restore-volume-${s.project}_vol.sh`]);
-    assert.ok(existsSync(path.join(workDir, s.project, 'docker-compose.yml')));
+    // Same host, project directory still there: the default is in place, no second project dir.
+    assert.match(r.output, /restored in place/);
+    assert.ok(!existsSync(path.join(workDir, s.project, 'docker-compose.yml')));
     assert.equal(await startedAt(app), started, 'declining the scripts stops nothing');
   });
 });
