@@ -43,9 +43,12 @@ function describeRun(r: Run): string {
   return `exit ${String(r.code)}\n--- output\n${r.output}`;
 }
 
-/** `bash scripts/quickstart.sh …args` with stdin /dev/null (no terminal); stdout and stderr merged. */
+/**
+ * `bash scripts/quickstart.sh …args` with stdin /dev/null (no terminal); stderr goes into stdout (one
+ * pipe, so the lines keep the order a terminal shows).
+ */
 function quickstart(args: string[], env: Record<string, string>): Promise<Run> {
-  const child = spawn('bash', [SCRIPT, ...args], {
+  const child = spawn('bash', ['-c', 'exec bash "$0" "$@" 2>&1', SCRIPT, ...args], {
     cwd: REPO_ROOT,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
