@@ -3,8 +3,10 @@
  * state dir (never /var/lib/kopi-docka):
  *
  * - no terminal and no --yes: it stops after the plan (`backup --dry-run`), exits 0, says how to
- *   continue, and backs up nothing — whether the host has units or not, and with the demo forced;
- * - on a terminal it asks, says "answer y or n" to anything else, and `n` backs up nothing;
+ *   continue (with the backup arguments), and backs up or stops nothing — for a test stack's unit
+ *   (`--unit`), on whatever the host has, and with the demo forced;
+ * - on a terminal it asks ("Back up these N units now? this stops …"), says "answer y or n" to anything
+ *   else, and `n` backs up and stops nothing;
  * - `--yes` is quickstart's own: the other arguments reach `backup` (`--unit` of a test stack);
  * - the demo round trip (KD_QUICKSTART_DEMO=1, since a shared test host has other units): the demo is
  *   backed up, destroyed, restored with its file intact, and removed — also when a step fails.
@@ -43,9 +45,12 @@ function describeRun(r: Run): string {
   return `exit ${String(r.code)}\n--- output\n${r.output}`;
 }
 
-/** `bash scripts/quickstart.sh …args` with stdin /dev/null (no terminal); stdout and stderr merged. */
+/**
+ * `bash scripts/quickstart.sh …args` with stdin /dev/null (no terminal); stderr goes into stdout (one
+ * pipe, so the lines keep the order a terminal shows).
+ */
 function quickstart(args: string[], env: Record<string, string>): Promise<Run> {
-  const child = spawn('bash', [SCRIPT, ...args], {
+  const child = spawn('bash', ['-c', 'exec bash "$0" "$@" 2>&1', SCRIPT, ...args], {
     cwd: REPO_ROOT,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -185,6 +190,37 @@ async function assertDocsLine(r: Run): Promise<void> {
   }
 }
 
+/** A one-service Compose stack of the test image with a named volume (removed after the test). */
+function oneServiceStack(t: TestContext, prefix: string): ReturnType<typeof createStack> {
+  return createStack(t, {
+    name: uniqueName(prefix),
+    files: {
+      'docker-compose.yml': [
+        "version: '2.4'",
+        'services:',
+        '  app:',
+        `    image: ${TEST_IMAGE}`,
+        '    init: true',
+        '    command: ["sleep", "3600"]',
+        '    volumes:',
+        '      - vol:/data',
+        'volumes:',
+        '  vol: {}',
+        '',
+      ].join('\n'),
+    },
+  });
+}
+
+/** When the project's one container last started (changes when a backup stops and starts it). */
+async function startedAt(project: string): Promise<string> {
+  const id = (
+    await docker(['ps', '-q', '--filter', `label=com.docker.compose.project=${project}`])
+  ).stdout.trim();
+  assert.ok(id && !id.includes('\n'), `one running container in ${project}`);
+  return (await docker(['inspect', '-f', '{{.State.StartedAt}}', id])).stdout.trim();
+}
+
 function assertStoppedAfterPlan(r: Run): void {
   assert.equal(r.code, 0, describeRun(r));
   assert.match(r.output, /Backup plan /, 'the dry-run plan is shown');
@@ -230,26 +266,38 @@ describe('scripts/quickstart.sh (real Docker, real Kopia, temporary repository)'
     assert.deepEqual(await demoLeftovers(demo, image), []);
   });
 
+  it('on a terminal, units: the question names them and what a backup does; "n" stops nothing', async (t) => {
+    const { repo, env } = await setup(t, { KD_QUICKSTART_DEMO: '0' });
+    const s = await oneServiceStack(t, 'qs-pty');
+    const started = await startedAt(s.project);
+    const r = await quickstartOnPty(['--unit', s.project], env, [
+      {
+        expect:
+          /Back up these 1 units now\? this stops each unit's containers while it is snapshotted \[y\/N\] $/,
+        answer: 'n',
+      },
+    ]);
+    assert.equal(r.code, 0, describeRun(r));
+    assert.match(r.output, /not backing up; nothing was stopped/);
+    await assertDocsLine(r);
+    assert.deepEqual(await restorePoints(repo), []);
+    assert.equal(await startedAt(s.project), started, 'nothing was stopped');
+  });
+
   it('--yes is its own: the other arguments reach backup (--unit of one stack only)', async (t) => {
     const { repo, env } = await setup(t, { KD_QUICKSTART_DEMO: '0' });
-    const s = await createStack(t, {
-      name: uniqueName('qs-unit'),
-      files: {
-        'docker-compose.yml': [
-          "version: '2.4'",
-          'services:',
-          '  app:',
-          `    image: ${TEST_IMAGE}`,
-          '    init: true',
-          '    command: ["sleep", "3600"]',
-          '    volumes:',
-          '      - vol:/data',
-          'volumes:',
-          '  vol: {}',
-          '',
-        ].join('\n'),
-      },
-    });
+    const s = await oneServiceStack(t, 'qs-unit');
+    const started = await startedAt(s.project);
+    // Without --yes and without a terminal: the plan, how to continue (with the arguments), nothing stopped.
+    const stopped = await quickstart(['--unit', s.project], env);
+    assertStoppedAfterPlan(stopped);
+    assert.match(stopped.output, /To back up these 1 unit\(s\)/, describeRun(stopped));
+    assert.ok(stopped.output.includes(`kopi-docka backup --unit ${s.project}`), describeRun(stopped));
+    assert.ok(stopped.output.includes(`bash scripts/quickstart.sh --yes --unit ${s.project}`));
+    await assertDocsLine(stopped);
+    assert.deepEqual(await restorePoints(repo), []);
+    assert.equal(await startedAt(s.project), started, 'nothing was stopped');
+
     const r = await quickstart(['--yes', '--unit', s.project], env);
     assert.equal(r.code, 0, describeRun(r));
     assert.match(r.output, /Back up these 1 unit|Back up \(1 unit/, describeRun(r));
