@@ -6,11 +6,12 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
 import { promisify } from 'node:util';
 import {
+  REPO_ROOT,
   cli,
   cliOk,
   createStack,
@@ -140,5 +141,27 @@ describe('first contact: typed errors and one set of pre-flight checks', () => {
       /FAIL\s+journal\s+backup \S+ \(pid \d+, no longer running\) left web-app-1 stopped/,
     );
     assert.equal(dead.code, 1, describeRun(dead));
+  });
+
+  it("the original README's example config runs init, list and a backup unchanged but for paths", async (t) => {
+    const repo = await makeRepoConfig(t);
+    const original = await readFile(path.join(REPO_ROOT, 'test', 'fixtures', 'original-readme.conf'), 'utf8');
+    const ini = original
+      .replaceAll('/backup/', `${repo.dir}/backup/`)
+      .replaceAll('/var/cache/kopia', `${repo.dir}/cache`);
+    await writeFile(repo.configPath, ini, { mode: 0o600 });
+    await cliOk(repo, ['init']);
+    const s = await createStack(t, {
+      files: {
+        'docker-compose.yml': `services:\n  app:\n    image: ${TEST_IMAGE}\n    command: sleep 3600\n`,
+      },
+    });
+    const list = await cliOk(repo, ['list', '--units']);
+    assert.match(list.stdout, new RegExp(s.project));
+    const run = await cli(repo, ['backup', '--unit', s.project]);
+    assert.equal(run.code, 0, describeRun(run));
+    // encryption = aes256 was the original's name for Kopia's AES256-GCM-HMAC-SHA256.
+    const shown = await cliOk(repo, ['config', 'show']);
+    assert.match(shown.stdout, /AES256-GCM-HMAC-SHA256/);
   });
 });
