@@ -46,6 +46,7 @@ import {
   asPolicy,
   asStatus,
   classifyStderr,
+  cutShort,
   compareVersions,
   describeResult,
   isRecord,
@@ -241,7 +242,7 @@ export class Kopia {
     const command = `kopia ${sub.join(' ')}`;
     if (res.stalled || res.timedOut || res.aborted || (res.signal && res.code === null)) {
       return new KopiaError(`${command} ${describeResult(res)}`, {
-        reason: res.stalled ? 'stalled' : res.timedOut ? 'timeout' : res.aborted ? 'aborted' : 'killed',
+        reason: cutShort(res) ?? 'killed',
         command,
         result: res,
       });

@@ -19,7 +19,8 @@ export interface HeldLock {
   release(): Promise<void>;
 }
 
-function alive(pid: number): boolean {
+/** Is a process with this pid alive (EPERM: it exists but belongs to someone else)? */
+export function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
@@ -45,7 +46,7 @@ export async function readLock(stateDir: string): Promise<LockInfo | undefined> 
 export async function lockState(stateDir: string): Promise<'free' | 'held' | 'stale'> {
   const info = await readLock(stateDir);
   if (!info) return 'free';
-  return alive(info.pid) ? 'held' : 'stale';
+  return processAlive(info.pid) ? 'held' : 'stale';
 }
 
 function busy(holder: LockInfo, path: string): LockBusyError {
@@ -78,13 +79,13 @@ export async function acquireLock(stateDir: string, command: string): Promise<He
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       }
       const holder = await readLock(stateDir);
-      if (holder && alive(holder.pid) && holder.pid !== process.pid) throw busy(holder, path);
+      if (holder && processAlive(holder.pid) && holder.pid !== process.pid) throw busy(holder, path);
       // Stale (or unreadable): move it aside atomically, then check that what we moved is what we
       // judged stale — a contender may have taken it over and locked in between.
       const aside = `${path}.stale-${process.pid}`;
       await rename(path, aside).catch(() => undefined);
       const moved = await readLockFile(aside);
-      if (moved && moved.pid !== holder?.pid && moved.pid !== process.pid && alive(moved.pid)) {
+      if (moved && moved.pid !== holder?.pid && moved.pid !== process.pid && processAlive(moved.pid)) {
         await link(aside, path).catch(() => undefined);
         await rm(aside, { force: true });
         throw busy(moved, path);

@@ -21,7 +21,7 @@ import { run, which } from '../adapters/process.js';
 import type { Config } from '../config/types.js';
 import { formatBytes } from '../core/bytes.js';
 import { ExitCode, KopiDockaError, errorMessage } from '../errors.js';
-import { readLock } from './lock.js';
+import { processAlive, readLock } from './lock.js';
 
 type Kind = 'dependency' | 'docker' | 'repository' | 'lock';
 
@@ -264,13 +264,7 @@ async function checkWritable(cfg: Config, connected: boolean): Promise<CheckItem
 async function checkLock(stateDir: string): Promise<CheckItem> {
   const held = await readLock(stateDir);
   if (!held) return { name: 'lock', kind: 'lock', ok: true, detail: 'free' };
-  let alive = true;
-  try {
-    process.kill(held.pid, 0);
-  } catch (err) {
-    alive = (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-  if (!alive) {
+  if (!processAlive(held.pid)) {
     return {
       name: 'lock',
       kind: 'lock',

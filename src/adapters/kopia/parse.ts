@@ -293,6 +293,11 @@ export function policyDiffFlags(current: KopiaPolicy | undefined, desired: Desir
   return flags;
 }
 
+/** Why a call was cut short by us (watchdog, timeout, signal), if it was. */
+export function cutShort(r: Partial<RunResult>): 'stalled' | 'timeout' | 'aborted' | undefined {
+  return r.stalled ? 'stalled' : r.timedOut ? 'timeout' : r.aborted ? 'aborted' : undefined;
+}
+
 export function describeResult(r: Partial<RunResult>): string {
   if (r.stalled) return 'made no progress for stall_timeout and was stopped';
   if (r.timedOut) return 'timed out';
@@ -327,13 +332,7 @@ export function parseSnapshotCreateOutput(result: RunResult, what = 'snapshot cr
       const why =
         result.stalled || result.timedOut || result.aborted ? ` (kopia ${describeResult(result)})` : '';
       throw new KopiaError(`snapshot ${m.id} of ${src} is incomplete: ${m.incomplete}${why}`, {
-        reason: result.stalled
-          ? 'stalled'
-          : result.timedOut
-            ? 'timeout'
-            : result.aborted
-              ? 'aborted'
-              : 'snapshot-failed',
+        reason: cutShort(result) ?? 'snapshot-failed',
         command,
         result,
         manifest: m,
@@ -368,13 +367,7 @@ export function parseSnapshotCreateOutput(result: RunResult, what = 'snapshot cr
   }
   if (result.timedOut || result.aborted || result.signal) {
     throw new KopiaError(`kopia ${what} ${describeResult(result)} before saving a snapshot`, {
-      reason: result.stalled
-        ? 'stalled'
-        : result.timedOut
-          ? 'timeout'
-          : result.aborted
-            ? 'aborted'
-            : 'killed',
+      reason: cutShort(result) ?? 'killed',
       command,
       result,
     });

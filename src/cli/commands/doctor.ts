@@ -15,6 +15,7 @@ import {
   type DockerFacts,
 } from '../../pipeline/preflight.js';
 import { readJournal } from '../../pipeline/journal.js';
+import { processAlive } from '../../pipeline/lock.js';
 import { createContext, exitState, globalsOf } from '../context.js';
 import { formatBytes } from '../format.js';
 import { paint } from '../output.js';
@@ -89,15 +90,6 @@ async function toolVersion(argv: string[]): Promise<string | undefined> {
     return r.code === 0 ? (r.stdout.split('\n')[0] ?? '').trim() : undefined;
   } catch {
     return undefined;
-  }
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 
