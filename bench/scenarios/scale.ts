@@ -29,7 +29,7 @@ export async function scaleScenario(ctx: BenchContext): Promise<ScenarioResult> 
     cleanup: ctx.cleanup,
     label: 'scale',
     stopTimeout: ctx.stopTimeout,
-    init: false,
+    // The dry-run makes the run's pre-flight checks (repository status), so it needs a repository.
   });
   const listArgs = ['list', '--units'];
 

@@ -643,7 +643,7 @@ describe('kopi-docka backup (real Docker, real Kopia)', () => {
     assert.equal((await containerState(s.ctrs.worker)).Running, false);
   });
 
-  it('--dry-run prints the plan and changes nothing, even without a repository; an unknown --unit exits 2', async (t) => {
+  it('--dry-run prints the plan and changes nothing, even without a repository (exit 5, as the run); an unknown --unit exits 2', async (t) => {
     const s = await upStack(t, 'bk-dry');
     const dbPath = await mountpoint(s.vols.db);
     await writeFiles(dbPath, { 'a.bin': pseudoRandom(12_345, 'dry'), 'b/c.txt': 'abc\n' });
@@ -654,7 +654,11 @@ describe('kopi-docka backup (real Docker, real Kopia)', () => {
     const started = new Map<string, string>();
     for (const n of names) started.set(n, (await containerState(n)).StartedAt);
 
-    const text = await cliOk(repo, ['backup', '--dry-run', '--unit', s.project]);
+    // Without a repository the run would stop before stopping anything (exit 5): the dry-run says so
+    // with the same code, after the whole plan.
+    const text = await cli(repo, ['backup', '--dry-run', '--unit', s.project]);
+    assert.equal(text.code, 5, describeRun(text));
+    assert.match(text.stdout, /pre-flight: the run would stop here[\s\S]*FAIL repository: not connected/);
     const out = text.stdout;
     assert.match(out, new RegExp(`unit ${s.project}\\b`));
     const stopLine = out.split('\n').find((l) => /^\s*stop:/.test(l)) ?? '';
@@ -667,8 +671,10 @@ describe('kopi-docka backup (real Docker, real Kopia)', () => {
     assert.ok(out.includes(s.bindDir), 'plan names the bind source');
     assert.match(out, /expected snapshots: 5\b/);
 
-    const js = await cliOk(repo, ['backup', '--dry-run', '--unit', s.project, '--json']);
+    const js = await cli(repo, ['backup', '--dry-run', '--unit', s.project, '--json']);
+    assert.equal(js.code, 5, describeRun(js));
     const doc = JSON.parse(js.stdout) as {
+      exitCode: number;
       dryRun: boolean;
       plan: {
         backupId: string;
@@ -683,6 +689,7 @@ describe('kopi-docka backup (real Docker, real Kopia)', () => {
       };
     };
     assert.equal(doc.dryRun, true);
+    assert.equal(doc.exitCode, 5);
     assert.match(doc.plan.backupId, BACKUP_ID_RE);
     assert.equal(doc.plan.volumeMode, 'direct');
     assert.equal(doc.plan.units.length, 1);

@@ -82,7 +82,8 @@ function printPlan(ctx: Context, plan: Plan): void {
 
 function printPreflight(ctx: Context, items: CheckItem[]): void {
   ctx.out.line();
-  const failing = items.filter((i) => !i.ok);
+  // A check skipped because an earlier one failed adds nothing: the earlier one says it.
+  const failing = items.filter((i) => !i.ok && !i.skipped);
   ctx.out.line(
     failing.length === 0
       ? 'pre-flight: all checks pass (docker, kopia, repository connected and writable, lock free)'
