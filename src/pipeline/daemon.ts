@@ -72,6 +72,8 @@ export class Daemon {
   private lastAttempt: Date | undefined;
   private last: LastResult | undefined;
   private nextAt: Date | undefined;
+  /** STOPPING=1 in flight: awaited before run() resolves, so it is sent before the process exits. */
+  private stoppingSent: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly deps: DaemonDeps) {
     this.cfg = deps.config;
@@ -125,6 +127,7 @@ export class Daemon {
         await this.runOnce();
       }
     } finally {
+      await this.stoppingSent;
       log.info(`daemon stopped${this.stopReason ? ` (${this.stopReason})` : ''}`);
       stopWatchdog();
     }
@@ -139,7 +142,7 @@ export class Daemon {
     }
     this.stopped = true;
     this.stopReason = reason;
-    void this.deps.notifier.stopping();
+    this.stoppingSent = this.deps.notifier.stopping();
     if (this.current !== undefined) {
       log.warn(`${reason} received: stopping the running backup and starting what it stopped again`);
       this.status(`stopping: ${reason}, restarting containers of the interrupted backup`);
