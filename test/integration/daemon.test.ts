@@ -217,6 +217,36 @@ void describe('kopi-docka daemon', { skip: haveTools ? false : 'needs python3 an
     assert.equal(c.code, 0, describeRun(c));
   });
 
+  void it('a daemon killed mid-backup leaves a journal; the next daemon starts those containers before its first backup', async (t) => {
+    const e = await setup(t, 'dmn-crash');
+    await writeFile(e.slowFlag, '');
+    const d1 = startDaemon(e, t);
+    await e.sock.waitFor((x) => data(x).some((s) => s.startsWith('STATUS=backing up unit')), 60_000);
+    await waitForState(e.stack.project, 'exited');
+    // SIGKILL the daemon alone: no finally runs, the journal stays (its kopia dies with it: pdeathsig).
+    d1.child.kill('SIGKILL');
+    await d1.done;
+    assert.ok(existsSync(path.join(e.stateDir, 'journal.json')), 'the crash left a journal');
+    assert.equal(await appState(e.stack.project), 'exited');
+
+    await rm(e.slowFlag);
+    const d2 = startDaemon(e, t);
+    await d2.waitFor(/restarted containers a previous run left stopped: \S+/, 60_000);
+    await e.sock.waitFor(
+      (x) => data(x).some((s) => /^STATUS=idle; .*last: backup \S+ OK: 1 unit/.test(s)),
+      120_000,
+    );
+    assert.equal(await appState(e.stack.project), 'running');
+    assert.equal(existsSync(path.join(e.stateDir, 'journal.json')), false, 'the journal is cleared');
+    d2.child.kill('SIGTERM');
+    const r = await d2.done;
+    assert.equal(r.code, 0, describeRun(r));
+    // The replay came before the backup: its log line precedes the run's first line.
+    const replay = r.stderr.search(/restarted containers a previous run left stopped/);
+    const run = r.stderr.search(/backup \d{4}-\d{2}-\d{2}T\S+Z: 1 unit\(s\)/);
+    assert.ok(replay >= 0 && run > replay, r.stderr);
+  });
+
   void it('SIGHUP reloads the config; a broken one is logged and the old one kept', async (t) => {
     const e = await setup(t, 'dmn-hup');
     const d = startDaemon(e, t);
