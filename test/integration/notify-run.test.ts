@@ -154,4 +154,31 @@ void describe('backup with [notifications]', () => {
     assert.ok(paths(e).includes(`POST /ping/${UUID}/fail`), 'the other channels still send');
     assert.ok(ms < 30_000, `the run took ${ms} ms`);
   });
+
+  void it('notify --test sends through the channels of the config’s [notifications]', async (t) => {
+    const http = await startHttpRecorder();
+    registerCleanup(t, () => http.close());
+    const repo = await makeRepoConfig(t, {
+      prefix: 'nr-test',
+      password: PASSWORD,
+      extra: `[notifications]\nwebhook_url = ${http.url}/hook\nheartbeat_url = ${http.url}/ping/${UUID}\n`,
+    });
+    const r = await cli(repo, ['notify', '--test']);
+    assert.equal(r.code, 0, describeRun(r));
+    assert.match(r.stdout, /^OK +webhook/m);
+    assert.match(r.stdout, /^OK +heartbeat/m);
+    const hook = http.requests.find((x) => x.path === '/hook');
+    assert.equal((JSON.parse(hook?.body ?? '{}') as WebhookPayload).event, 'test');
+    assert.ok(
+      http.requests.some((x) => x.path === `/ping/${UUID}`),
+      'the heartbeat gets a success ping',
+    );
+    for (const x of http.requests) assert.ok(!x.body.includes(PASSWORD));
+
+    // No channel configured: exit 3, naming the config file.
+    const bare = await makeRepoConfig(t, { prefix: 'nr-test0' });
+    const none = await cli(bare, ['notify', '--test']);
+    assert.equal(none.code, 3, describeRun(none));
+    assert.match(none.stderr, /\[notifications\] of \S+kopi-docka\.conf configures no channel/);
+  });
 });
