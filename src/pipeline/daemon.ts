@@ -233,14 +233,20 @@ export class Daemon {
     const cfg = this.cfg;
     const startedAt = new Date();
     this.lastAttempt = startedAt;
+    // Set before the first await: a stop() from here on aborts this run.
+    const ac = new AbortController();
+    this.current = ac;
     // An overlap is skipped before anything is sent (no heartbeat /start for a run that will not be).
     if ((await lockState(cfg.stateDir)) === 'held') {
       const holder = await readLock(cfg.stateDir);
+      this.current = undefined;
       this.skipped(holder ? `${holder.command} pid ${holder.pid} since ${holder.since}` : 'lock held');
       return;
     }
-    const ac = new AbortController();
-    this.current = ac;
+    if (ac.signal.aborted) {
+      this.current = undefined;
+      return;
+    }
     const since = startedAt.toISOString();
     this.status(`backing up (started ${since})`);
     let unit: string | undefined;

@@ -186,8 +186,12 @@ void describe('kopi-docka daemon', { skip: haveTools ? false : 'needs python3 an
     // 2. (Without a recorded run the daemon backs up at once.) A CLI backup while the daemon's runs.
     await rm(path.join(e.historyDir, 'history.jsonl'));
     await writeFile(e.slowFlag, '');
+    const from2 = e.sock.datagrams.length;
     const d2 = startDaemon(e, t);
-    await e.sock.waitFor((x) => data(x).some((s) => s.startsWith('STATUS=backing up unit')), 60_000);
+    await e.sock.waitFor(
+      (x) => data(x.slice(from2)).some((s) => s.startsWith('STATUS=backing up unit')),
+      60_000,
+    );
     const overlap = await cli(e, ['backup', '--unit', e.stack.project]);
     assert.equal(overlap.code, ExitCode.LOCKED, describeRun(overlap));
     assert.match(overlap.stderr, /another kopi-docka backup is running/);
