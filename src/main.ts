@@ -3,7 +3,13 @@
 import { Command, CommanderError } from '@commander-js/extra-typings';
 import { VERSION } from './version.js';
 import { ExitCode, KopiDockaError, SystemError, UsageError, errorMessage, isSystemError } from './errors.js';
-import { createLogger, currentLogFormat, parseLogFormat, setLogFormat } from './cli/logger.js';
+import {
+  createLogger,
+  currentLogFormat,
+  parseLogFormat,
+  setLogFormat,
+  stderrIsJournal,
+} from './cli/logger.js';
 import { exitState } from './cli/context.js';
 import { registerCommands } from './cli/commands/index.js';
 
@@ -52,8 +58,10 @@ async function main(argv: string[]): Promise<number> {
         // Log shippers get the error as one more JSON line (the hint in the same event).
         createLogger('error').error(err.hint ? `${err.message} (hint: ${err.hint})` : err.message);
       } else {
-        process.stderr.write(`error: ${err.message}\n`);
-        if (err.hint) process.stderr.write(`hint: ${err.hint}\n`);
+        // In the journal, at error priority (sd-daemon(3)); elsewhere as it always was.
+        const p = stderrIsJournal() ? '<3>' : '';
+        process.stderr.write(`${p}error: ${err.message}\n`);
+        if (err.hint) process.stderr.write(`${p}hint: ${err.hint}\n`);
       }
       return err.exitCode;
     }

@@ -79,7 +79,7 @@ export function isJournalStream(fd: number, journalStreamValue: string | undefin
 
 let stderrJournal: boolean | undefined;
 /** isJournalStream(2, JOURNAL_STREAM), computed once. */
-function stderrIsJournal(): boolean {
+export function stderrIsJournal(): boolean {
   stderrJournal ??= isJournalStream(2, journalStream());
   return stderrJournal;
 }

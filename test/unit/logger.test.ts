@@ -127,6 +127,43 @@ void describe('log lines on stderr', () => {
   });
 });
 
+void describe('the final error line (main.ts)', () => {
+  const runMain = (journalStream: (file: string) => string | undefined) => {
+    const file = path.join(dir, `main-${Math.random().toString(36).slice(2)}`);
+    const fd = openSync(file, 'w');
+    const env: NodeJS.ProcessEnv = { ...process.env };
+    delete env.JOURNAL_STREAM;
+    const js = journalStream(file);
+    if (js !== undefined) env.JOURNAL_STREAM = js;
+    try {
+      const r = spawnSync(
+        process.execPath,
+        [
+          '--import',
+          'tsx',
+          path.join(repoRoot, 'src/main.ts'),
+          '--config',
+          path.join(dir, 'missing.conf'),
+          'check',
+        ],
+        { cwd: repoRoot, env, stdio: ['ignore', 'pipe', fd], encoding: 'utf8' },
+      );
+      assert.equal(r.status, 3);
+    } finally {
+      closeSync(fd);
+    }
+    return readFileSync(file, 'utf8');
+  };
+
+  void it('carries <3> when stderr is the journal, nothing otherwise', () => {
+    assert.match(runMain(devIno), /^<3>error: config file .*missing\.conf.*\n<3>hint: /);
+    assert.match(
+      runMain(() => undefined),
+      /^error: config file .*missing\.conf/,
+    );
+  });
+});
+
 void describe('logger pieces', () => {
   void it('isJournalStream: malformed or unset values are false', () => {
     assert.equal(isJournalStream(2, undefined), false);
