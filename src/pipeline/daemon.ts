@@ -27,6 +27,7 @@ import type { SdNotifier } from '../adapters/systemd-notify.js';
 import { startWatchdog } from '../adapters/systemd-notify.js';
 import type { Config } from '../config/types.js';
 import type { Logger } from '../core/log.js';
+import { scrub, settingsSecrets } from '../core/notification.js';
 import { LockBusyError, errorMessage } from '../errors.js';
 import { readRuns, type RunRecord } from './history.js';
 import { acquireLock, lockState, readLock } from './lock.js';
@@ -84,8 +85,13 @@ export class Daemon {
     return this.deps.intervalMinutes ?? this.cfg.daemon.intervalMinutes;
   }
 
+  /** `text` without the repository password or a notification secret (STATUS= goes into argv). */
+  private clean(text: string): string {
+    return scrub(text, [this.cfg.kopia.password, ...settingsSecrets(this.cfg.notifications)]);
+  }
+
   private status(text: string): void {
-    void this.deps.notifier.status(text).then((r) => {
+    void this.deps.notifier.status(this.clean(text)).then((r) => {
       if (!r.sent && r.error !== undefined) this.deps.log.warn(`sd_notify STATUS failed: ${r.error}`);
     });
   }
@@ -297,8 +303,9 @@ export class Daemon {
         this.skipped(err.message);
         return;
       }
-      this.last = { at: new Date(), text: `backup FAILED before any unit: ${errorMessage(err)}` };
-      log.error(`scheduled backup failed before any unit: ${errorMessage(err)}`);
+      const why = this.clean(errorMessage(err));
+      this.last = { at: new Date(), text: `backup FAILED before any unit: ${why}` };
+      log.error(`scheduled backup failed before any unit: ${why}`);
     } finally {
       this.current = undefined;
     }

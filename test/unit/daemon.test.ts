@@ -293,6 +293,22 @@ void describe('Daemon (fake run)', () => {
     assert.ok(!f.log.lines.some((l) => l.startsWith('error ')), f.log.lines.join('\n'));
   });
 
+  void it('a pre-flight failure: logged and in STATUS=, without the repository password', async () => {
+    const f = await daemonFixture(() =>
+      Promise.reject(new Error('repository unreachable (password repo-secret-pw rejected)')),
+    );
+    const done = f.daemon.run();
+    await until(() => f.rec.sent.some((s) => s.startsWith('STATUS=idle') && s.includes('FAILED')));
+    f.daemon.stop('SIGTERM');
+    await done;
+    const all = [...f.rec.sent, ...f.log.lines].join('\n');
+    assert.ok(!all.includes('repo-secret-pw'), all);
+    assert.match(
+      all,
+      /STATUS=idle; .*last: backup FAILED before any unit: repository unreachable \(password \*\*\* rejected\)/,
+    );
+  });
+
   void it('reload: a bad config is logged and the old one kept; a good one applies', async () => {
     let bad = true;
     const f = await daemonFixture(
