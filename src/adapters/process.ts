@@ -8,7 +8,7 @@ import { accessSync, constants as fsConstants, statSync } from 'node:fs';
 import { delimiter, isAbsolute, join, resolve } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { ProcessError } from '../errors.js';
-import { inheritedEnvironment, searchPath } from '../config/env.js';
+import { SERVICE_MANAGER_VARIABLES, inheritedEnvironment, searchPath } from '../config/env.js';
 
 export interface RunOptions {
   /** Extra environment, merged over the inherited one (secrets go here, never into argv). */
@@ -141,7 +141,10 @@ export interface Spawned {
 export function start(argv: readonly string[], opts: RunOptions = {}): Spawned {
   if (argv[0] === undefined) throw new Error('start: empty argv');
   const inputIsStream = opts.input !== undefined && typeof opts.input === 'object' && 'pipe' in opts.input;
-  const env = { ...inheritedEnvironment(), ...opts.env };
+  const env: NodeJS.ProcessEnv = { ...inheritedEnvironment() };
+  // Our notify socket and watchdog are ours: a child never inherits them (config/env.ts).
+  for (const name of SERVICE_MANAGER_VARIABLES) delete env[name];
+  Object.assign(env, opts.env);
   const [cmd, args] = withParentDeathSignal(argv, env, opts.cwd);
   const child = spawn(cmd, args, {
     cwd: opts.cwd,

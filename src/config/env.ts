@@ -26,3 +26,40 @@ export function inheritedEnvironment(): NodeJS.ProcessEnv {
 export function searchPath(): string | undefined {
   return envValue('PATH');
 }
+
+/**
+ * JOURNAL_STREAM, which systemd sets to `<device>:<inode>` (decimal) of the stream it connected to
+ * the service's stdout/stderr when that stream is the journal (systemd.exec(5), "Environment
+ * variables in spawned processes"). Only meaningful when fd 2 still is that stream: compare.
+ */
+export function journalStream(): string | undefined {
+  return envValue('JOURNAL_STREAM');
+}
+
+/**
+ * The service-manager variables of sd_notify(3) and sd_watchdog_enabled(3): NOTIFY_SOCKET,
+ * WATCHDOG_USEC, WATCHDOG_PID (set for a Type=notify service; read by the daemon).
+ */
+export function notifyEnvironment(): {
+  NOTIFY_SOCKET?: string | undefined;
+  WATCHDOG_USEC?: string | undefined;
+  WATCHDOG_PID?: string | undefined;
+} {
+  return {
+    NOTIFY_SOCKET: envValue('NOTIFY_SOCKET'),
+    WATCHDOG_USEC: envValue('WATCHDOG_USEC'),
+    WATCHDOG_PID: envValue('WATCHDOG_PID'),
+  };
+}
+
+/**
+ * Variables that belong to kopi-docka's own relation with systemd and must not reach the children it
+ * spawns (Kopia, tar, hooks): with NOTIFY_SOCKET a child could send READY=/WATCHDOG= on our behalf
+ * (NotifyAccess=all accepts any process of the unit), and WATCHDOG_* would describe a watchdog that
+ * is not theirs. A call's own env (e.g. the systemd-notify adapter's NOTIFY_SOCKET) still applies.
+ */
+export const SERVICE_MANAGER_VARIABLES: readonly string[] = [
+  'NOTIFY_SOCKET',
+  'WATCHDOG_USEC',
+  'WATCHDOG_PID',
+];

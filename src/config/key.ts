@@ -9,7 +9,7 @@ import type { Warn } from './values.js';
 /** What `config show` prints instead of the password. Never a prefix of it: output ends up in tickets. */
 export const PASSWORD_MASK = '********';
 
-export type SectionName = 'kopia' | 'backup' | 'retention' | 'logging';
+export type SectionName = 'kopia' | 'backup' | 'retention' | 'logging' | 'notifications' | 'daemon';
 
 /** The parts of Config that keys fill in, by section. */
 export interface Settings {
@@ -17,6 +17,8 @@ export interface Settings {
   backup: BackupSettings;
   retention: RetentionSettings;
   logging: Config['logging'];
+  notifications: Config['notifications'];
+  daemon: Config['daemon'];
 }
 
 /** A value as `config show` prints it (and `--json` emits it); null = not set. */

@@ -83,6 +83,13 @@ export const LEGACY_KEYS: readonly LegacyKey[] = [
     reason: 'kopi-docka never removes containers (the original never read this key)',
   },
   {
+    section: 'notifications',
+    name: 'enabled',
+    effect: 'refused',
+    reason:
+      'a channel sends when its URL or SMTP server is set (webhook_url, ntfy_url, smtp_host, heartbeat_url); remove the line, and the channel keys to turn alerts off',
+  },
+  {
     section: 'logging',
     name: 'file',
     effect: 'ignored',
@@ -112,11 +119,8 @@ export function findLegacyKey(section: string, name: string): LegacyKey | undefi
  * Refused: a user who configured them expects something kopi-docka would not do.
  */
 export const LEGACY_SECTIONS: Readonly<Record<string, string>> = {
-  notifications:
-    'kopi-docka sends no notifications itself: a failed run exits non-zero and says why, so alert on the exit code ' +
-    '(e.g. OnFailure= in the systemd unit, or post_backup_hook); remove the section',
   alerting:
-    'kopi-docka has no missed-backup alerting: alert on the exit code of each run, or on the age of the last line of <backup_base_path>/history.jsonl; remove the section',
+    'the missed-backup alert is the heartbeat: set [notifications] heartbeat_url (healthchecks.io style, docs/scheduling.md); remove the section',
   credentials:
     'kopi-docka writes to a filesystem repository only: mount the remote (sshfs, NFS, SMB, `rclone mount`) and set repository_path to the mount point; remove the section',
 };

@@ -16,6 +16,7 @@ import { ENV, locateConfig, type EnvGetter } from './locate.js';
 import { buildSettings, checkStructure, initialOrigins, readKeys } from './read.js';
 import { embeddedRepository, fileRepository } from './repository.js';
 import { DEFAULT_STATE_DIR, parseLogLevelValue, type Settings } from './schema.js';
+import { checkNotificationSettings } from './keys-notifications.js';
 import type { Config, Origin } from './types.js';
 
 export { defaultSearchPaths, ENV } from './locate.js';
@@ -124,6 +125,8 @@ export async function loadConfig(opts: LoadOptions): Promise<Config> {
     backup: settings.backup,
     retention: settings.retention,
     logging: settings.logging,
+    notifications: checkNotificationSettings(settings.notifications, found?.file),
+    daemon: settings.daemon,
     origins,
     warnings,
   };

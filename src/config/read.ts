@@ -173,7 +173,14 @@ export function readKeys(
 export function buildSettings(values: Map<string, FileValue>, base: Omit<KeyContext, 'warn'>): Settings {
   // Filled field by field below by every key's apply(); the kopia fields no key fills are set by
   // loadConfig. A unit test checks that no field of Config is left out.
-  const target = { kopia: {}, backup: {}, retention: {}, logging: {} } as Settings;
+  const target = {
+    kopia: {},
+    backup: {},
+    retention: {},
+    logging: {},
+    notifications: {},
+    daemon: {},
+  } as Settings;
   const noWarnings = keyContext(base, [], '');
   for (const def of KEYS) {
     if (def.apply === undefined) continue;

@@ -24,6 +24,7 @@ import {
   type SectionName,
   type Settings,
 } from './key.js';
+import { DAEMON_KEY_DEFS, NOTIFICATION_KEY_DEFS, NOTIFICATION_SECTION_DOCS } from './keys-notifications.js';
 import { LEGACY_KEYS } from './legacy.js';
 import type { RetentionSettings } from './types.js';
 import {
@@ -324,6 +325,10 @@ export const KEYS: readonly KeyDef[] = [
     doc: 'Messages below this level are not printed; any case (`INFO`), `warn` = `warning`, `critical` = `error` (with a warning). `KOPI_DOCKA_LOG_LEVEL` and `--log-level` override it.',
     parse: (v, ctx) => parseLogLevelValue(v, ctx.warn),
   }),
+
+  // [notifications], [daemon]
+  ...NOTIFICATION_KEY_DEFS,
+  ...DAEMON_KEY_DEFS,
 ];
 
 /** One paragraph per section for the docs. */
@@ -333,6 +338,7 @@ export const SECTION_DOCS: Readonly<Record<SectionName, string>> = {
   retention:
     'How many snapshots Kopia keeps **per source** (each volume, bind mount and recipe of a unit), applied as Kopia retention policy.',
   logging: 'What is printed.',
+  ...NOTIFICATION_SECTION_DOCS,
 };
 
 /** Sections in file order: the key sections, then those that exist only for the original's keys. */

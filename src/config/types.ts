@@ -2,6 +2,8 @@
  * The effective, validated configuration every command works from. Produced only by src/config/load.ts;
  * which INI key fills which field is declared in src/config/schema.ts.
  */
+import type { NotificationSettings } from '../core/notification.js';
+import type { DaemonSettings } from './keys-notifications.js';
 
 export type VolumeMode = 'direct' | 'tar';
 export type LogLevel = 'debug' | 'info' | 'warning' | 'error';
@@ -75,6 +77,9 @@ export interface Config {
   backup: BackupSettings;
   retention: RetentionSettings;
   logging: { level: LogLevel };
+  /** `[notifications]` (src/config/keys-notifications.ts). */
+  notifications: NotificationSettings;
+  daemon: DaemonSettings;
   /** "section.key" → where the value came from. */
   origins: Record<string, Origin>;
   /** Non-fatal findings (deprecated keys, loose password permissions) to print once. */

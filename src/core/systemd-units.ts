@@ -262,6 +262,8 @@ export function renderUnits(spec: UnitSpec): GeneratedUnit[] {
     'NotifyAccess=all',
     `ExecStartPre=${commandLine(spec, 'recover')}`,
     `ExecStart=${commandLine(spec, 'daemon')}`,
+    '# `systemctl reload`: the daemon re-reads its config on SIGHUP (a bad one is logged, the old kept).',
+    'ExecReload=/bin/kill -HUP $MAINPID',
     '# recover may wait for restarted containers to become healthy.',
     'TimeoutStartSec=900',
     `WatchdogSec=${watchdog}`,

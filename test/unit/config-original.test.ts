@@ -164,12 +164,12 @@ void describe("the original's later INI README (profile, base_path, task_timeout
 
 void describe("the original's later, JSON-era configuration", () => {
   void it('its sections without a counterpart are refused with what to do instead', async () => {
-    const { err, file } = await refused(`${MINIMAL}[notifications]\nenabled = true\n`);
+    const { err, file } = await refused(`${MINIMAL}[credentials]\nenabled = true\n`);
     assert.equal(
       err.message,
-      `${file}:4: [notifications] (a section of the original kopi-docka) is not supported`,
+      `${file}:4: [credentials] (a section of the original kopi-docka) is not supported`,
     );
-    assert.match(err.hint ?? '', /exit code/);
+    assert.match(err.hint ?? '', /repository_path/);
   });
 
   void it('a config.json is refused as JSON, pointing at the migration notes', async () => {

@@ -3,7 +3,8 @@ import type { Plan, StartStep, StopStep } from '../../core/plan.js';
 import { ExitCode, InterruptedError } from '../../errors.js';
 import type { RunRecord } from '../../pipeline/history.js';
 import { checkExitCode, type CheckItem } from '../../pipeline/preflight.js';
-import { planBackupRun, runBackupJob } from '../../pipeline/run.js';
+import { runBackupAndNotify } from '../../pipeline/notify-run.js';
+import { planBackupRun } from '../../pipeline/run.js';
 import { createContext, exitState, globalsOf, type Context } from '../context.js';
 import { formatBytes } from '../format.js';
 import { paint, table } from '../output.js';
@@ -159,7 +160,8 @@ export function register(program: Command): void {
         const rec = await withSignals(ctx.log, async (signal) => {
           const progress = ctx.out.json ? undefined : createProgress(process.stderr);
           ctx.log.around = progress?.around;
-          return runBackupJob(
+          // The run with its alerts ([notifications]): heartbeat, and one message when it failed.
+          return runBackupAndNotify(
             cfg,
             { docker: ctx.docker(), kopia: ctx.kopia(), log: ctx.log, progress },
             { unitNames: opts.unit, signal },

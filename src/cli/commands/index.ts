@@ -10,8 +10,9 @@ import * as recover from './recover.js';
 import * as restore from './restore.js';
 import * as writeUnits from './write-units.js';
 import * as notify from './notify.js';
+import * as daemon from './daemon.js';
 
 export function registerCommands(program: Command): void {
-  for (const m of [init, check, doctor, list, config, backup, recover, restore, writeUnits, notify])
+  for (const m of [init, check, doctor, list, config, backup, recover, restore, writeUnits, notify, daemon])
     m.register(program);
 }

@@ -1,18 +1,23 @@
 /**
- * `kopi-docka notify --test --settings FILE`: sends a test message through every configured channel
- * (webhook, ntfy, e-mail, heartbeat) and prints OK/FAIL per channel; exit 0 only when all worked, 1
- * when one failed, 3 when the settings are invalid or configure no channel.
+ * `kopi-docka notify --test`: sends a test message through every channel the `[notifications]`
+ * section of the config configures (webhook, ntfy, e-mail, heartbeat) and prints OK/FAIL per channel;
+ * exit 0 only when all worked, 1 when one failed, 3 when the settings are invalid or configure no
+ * channel.
  *
- * Phase 1 of issue #13: the `[notifications]` config section is not wired into the config loader yet,
- * so the settings come from a JSON file holding the same keys as that section (webhook_url, ntfy_url,
- * ntfy_token, smtp_*, heartbeat_url, notify_on, timeout_seconds), e.g. {"ntfy_url": "https://…"}.
- * The file may hold secrets: a group- or world-readable file gets a warning.
+ * `--settings FILE` tests a JSON object of the same keys instead (webhook_url, ntfy_url, ntfy_token,
+ * smtp_*, heartbeat_url, notify_on, timeout_seconds), e.g. {"ntfy_url": "https://…"}, to try a channel
+ * before writing it into the config. The file may hold secrets: a group- or world-readable file gets a
+ * warning. Secrets (and the repository password, when the config is loaded) never reach a message.
  */
 import type { Command } from '@commander-js/extra-typings';
 import { readFile, stat } from 'node:fs/promises';
 import os from 'node:os';
 import { sendTestNotifications } from '../../adapters/notify/index.js';
-import { configuredChannels, parseNotificationSettings } from '../../core/notification.js';
+import {
+  configuredChannels,
+  parseNotificationSettings,
+  type NotificationSettings,
+} from '../../core/notification.js';
 import { ConfigError, ExitCode, UsageError, errorMessage } from '../../errors.js';
 import { createContext, exitState, globalsOf } from '../context.js';
 import { paint } from '../output.js';
@@ -41,37 +46,38 @@ export function register(program: Command): void {
     .command('notify')
     .description('send a test message through every configured alert channel')
     .option('--test', 'send a test message (the only action for now)')
-    .option(
-      '--settings <file>',
-      'JSON file with the [notifications] keys (until the config section is wired)',
-    )
+    .option('--settings <file>', 'test the [notifications] keys of this JSON file instead of the config')
     .option('--json', 'print the results as JSON')
     .action(async (opts, cmd) => {
       const ctx = createContext(globalsOf(cmd), opts.json);
-      if (opts.test !== true)
-        throw new UsageError('nothing to do', 'use `kopi-docka notify --test --settings FILE`');
-      if (opts.settings === undefined) {
-        throw new UsageError(
-          'no notification settings given',
-          'give --settings FILE: a JSON object with the [notifications] keys (see docs/scheduling.md)',
-        );
+      if (opts.test !== true) throw new UsageError('nothing to do', 'use `kopi-docka notify --test`');
+      let settings: NotificationSettings;
+      let source: string;
+      const secrets: string[] = [];
+      if (opts.settings !== undefined) {
+        const raw = await readSettingsFile(opts.settings);
+        const mode = (await stat(opts.settings)).mode;
+        if ((mode & 0o077) !== 0) {
+          ctx.log.warn(
+            `${opts.settings} is readable by other users; it may hold tokens and passwords (chmod 600)`,
+          );
+        }
+        settings = parseNotificationSettings(raw);
+        source = opts.settings;
+      } else {
+        const cfg = await ctx.config();
+        settings = cfg.notifications;
+        secrets.push(cfg.kopia.password);
+        source = `[notifications] of ${cfg.file ?? 'the embedded default configuration'}`;
       }
-      const raw = await readSettingsFile(opts.settings);
-      const mode = (await stat(opts.settings)).mode;
-      if ((mode & 0o077) !== 0) {
-        ctx.log.warn(
-          `${opts.settings} is readable by other users; it may hold tokens and passwords (chmod 600)`,
-        );
-      }
-      const settings = parseNotificationSettings(raw);
       const channels = configuredChannels(settings);
       if (channels.length === 0) {
         throw new ConfigError(
-          `${opts.settings} configures no channel`,
-          'set webhook_url, ntfy_url, heartbeat_url, or smtp_host + smtp_from + smtp_to',
+          `${source} configures no channel`,
+          'set webhook_url, ntfy_url, heartbeat_url, or smtp_host + smtp_from + smtp_to (docs/scheduling.md)',
         );
       }
-      const results = await sendTestNotifications(settings, os.hostname(), new Date().toISOString());
+      const results = await sendTestNotifications(settings, os.hostname(), new Date().toISOString(), secrets);
       const ok = results.every((r) => r.ok);
       if (ctx.out.json) ctx.out.data({ ok, results });
       for (const r of results) {
