@@ -3,6 +3,8 @@
  * which INI key fills which field is declared in src/config/schema.ts.
  */
 
+import type { WarmPassMode } from '../core/warm.js';
+
 export type VolumeMode = 'direct' | 'tar';
 export type LogLevel = 'debug' | 'info' | 'warning' | 'error';
 /** Where an effective value came from (shown by `config show`). */
@@ -48,6 +50,8 @@ export interface BackupSettings {
   excludePatterns: string[];
   volumeMode: VolumeMode;
   tarDeterministicMtime: boolean;
+  /** `auto` | `always` | `never`: snapshot each source while the unit runs, before the cold snapshot (core/warm.ts). */
+  warmPass: WarmPassMode;
   updateRecoveryBundle: boolean;
   recoveryBundlePath: string;
   recoveryBundleRetention: number;

@@ -16,6 +16,7 @@ import { selectUnits, type Plan } from '../core/plan.js';
 import { UsageError, errorMessage } from '../errors.js';
 import {
   clearStaging,
+  ensureRunPolicies,
   measureSources,
   planFor,
   readLastBackupId,
@@ -28,6 +29,9 @@ import { appendRun, type RunRecord } from './history.js';
 import { acquireLock } from './lock.js';
 import { assertReady, decisiveChecks, runChecks, type CheckItem } from './preflight.js';
 import { replayJournal } from './recover.js';
+import { bySource, deleteWarm, listHistory, planWarm, staleWarmIds } from './warm.js';
+import { isWarmTags } from '../core/warm.js';
+import { tagsOf } from '../adapters/kopia.js';
 
 export interface RunDeps {
   docker: DockerClient;
@@ -75,6 +79,15 @@ export async function planBackupRun(
   await measureSources(plan);
   // The checks the run makes before stopping anything (read-only: status, a probe file, the lock).
   const preflight = decisiveChecks(await runChecks(cfg, deps.kopia), cfg);
+  // The warm-pass decisions need the snapshot history (one `kopia snapshot list`; only when the
+  // repository is usable, else they say so).
+  const usable = preflight.every((c) => c.ok);
+  const history = usable ? await listHistory(deps.kopia, deps.log) : undefined;
+  planWarm(
+    plan,
+    history?.filter((m) => !isWarmTags(tagsOf(m))),
+    Date.now(),
+  );
   return { plan, preflight };
 }
 
@@ -112,12 +125,30 @@ export async function runBackupJob(
     const backupId = nextBackupId(new Date(), await readLastBackupId(cfg.stateDir));
     await writeLastBackupId(cfg.stateDir, backupId);
     const plan = planFor(cfg, d.selected, backupId, d.dockerRootDir, d.all);
-    await measureSources(plan);
-    log.info(`backup ${backupId}: ${plan.units.length} unit(s)`);
-
     const { signal } = opts;
+    // One listing for the whole run (previous sizes, warm-pass decisions, stale warm snapshots).
+    const listed = await listHistory(kopia, log, signal);
+    // Warm snapshots a crashed run left behind: never restore points, and they count in Kopia's
+    // retention until removed. Removed before anything else (one kopia call).
+    const stale = staleWarmIds(listed ?? []);
+    if (stale.length > 0 && (await deleteWarm(kopia, stale, log))) {
+      log.info(`removed ${stale.length} warm-pass snapshot(s) a previous run left behind`);
+    }
+    const history = listed?.filter((m) => !isWarmTags(tagsOf(m)));
+    await measureSources(plan);
+    planWarm(plan, history, Date.now());
+    log.info(`backup ${backupId}: ${plan.units.length} unit(s)`);
+    const policiesEnsured = await ensureRunPolicies(kopia, plan, log);
+
     const rec = await runBackup(
-      { stateDir: cfg.stateDir, kopia, log, docker, progress: deps.progress },
+      {
+        stateDir: cfg.stateDir,
+        kopia,
+        log,
+        docker,
+        progress: deps.progress,
+        shared: { history: history && bySource(history), policiesEnsured, warmIds: [] },
+      },
       plan,
       d.selected,
       signal,
@@ -133,6 +164,11 @@ export async function runBackupJob(
         if (!signal.aborted) log.warn(`repository maintenance failed: ${errorMessage(err)}`);
       });
       if (signal.aborted) rec.interrupted = String(signal.reason);
+    }
+    const calls = kopia.processes;
+    if (calls.length > 0) {
+      const total = calls.reduce((sum, c) => sum + c.ms, 0) / 1000;
+      log.debug(`kopia: ${calls.length} process(es) opened the repository, ${total.toFixed(2)}s in all`);
     }
     return rec;
   } finally {
