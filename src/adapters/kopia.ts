@@ -510,10 +510,13 @@ export class Kopia {
 
   /**
    * What auto-maintenance would do (we pass --no-auto-maintenance everywhere): run full or quick
-   * maintenance when due and this identity is the owner.
+   * maintenance when due and this identity is the owner. `info`: a `maintenanceInfo()` read earlier
+   * in the run (e.g. concurrently with other reads), which spares this call its own repository open.
    */
-  async maintenanceRunIfDue(opts: CallOptions = {}): Promise<'full' | 'quick' | 'not-due' | 'not-owner'> {
-    const info = await this.maintenanceInfo(opts);
+  async maintenanceRunIfDue(
+    opts: CallOptions & { info?: MaintenanceInfo | undefined } = {},
+  ): Promise<'full' | 'quick' | 'not-due' | 'not-owner'> {
+    const info = opts.info ?? (await this.maintenanceInfo(opts));
     if (info.owner !== this.identity) return 'not-owner';
     const now = Date.now();
     const due = (t: string | undefined) => t === undefined || Date.parse(t) <= now;

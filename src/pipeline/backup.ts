@@ -75,6 +75,8 @@ export interface RunShared {
   policiesEnsured: boolean;
   /** Warm snapshots made so far in the run: deleted by runBackup once the units are done. */
   warmIds: string[];
+  /** The caller deletes `warmIds` itself (run.ts: concurrently with maintenance), not runBackup. */
+  deferDelete?: boolean | undefined;
 }
 
 /**
@@ -245,6 +247,7 @@ async function ensureUnitPolicies(deps: BackupDeps, plan: Plan, up: UnitPlan): P
  */
 export async function ensureRunPolicies(kopia: Kopia, plan: Plan, log: Logger): Promise<boolean> {
   const items = plan.units.flatMap((up) => unitPolicyItems(plan, up));
+  if (items.length === 0) return true;
   try {
     await kopia.ensurePolicies(items);
     return true;
@@ -640,7 +643,7 @@ export async function runBackup(
     }
   } finally {
     // The cold snapshots exist (or failed): the warm ones served their purpose. One kopia call.
-    if (deps.shared) {
+    if (deps.shared && !deps.shared.deferDelete) {
       await deleteWarm(deps.kopia, deps.shared.warmIds, deps.log);
       deps.shared.warmIds = [];
     }

@@ -23,6 +23,7 @@ import {
   runBackup,
   writeLastBackupId,
   type BackupDeps,
+  type RunShared,
 } from './backup.js';
 import { discoverUnits } from './discover.js';
 import { appendRun, type RunRecord } from './history.js';
@@ -126,45 +127,59 @@ export async function runBackupJob(
     await writeLastBackupId(cfg.stateDir, backupId);
     const plan = planFor(cfg, d.selected, backupId, d.dockerRootDir, d.all);
     const { signal } = opts;
-    // One listing for the whole run (previous sizes, warm-pass decisions, stale warm snapshots).
-    const listed = await listHistory(kopia, log, signal);
+    // Reads that every unit needs, once per run and at the same time (each kopia process spends most
+    // of its ~0.2 s opening the repository, which two cores do side by side): the snapshot history
+    // (previous sizes, warm-pass decisions, stale warm snapshots), every unit's policies, the
+    // maintenance schedule (used at the end), and the size walk of the sources.
+    const [listed, policiesEnsured, info] = await Promise.all([
+      listHistory(kopia, log, signal),
+      ensureRunPolicies(kopia, plan, log),
+      kopia.maintenanceInfo({ signal }).catch(() => undefined),
+      measureSources(plan),
+    ]);
     // Warm snapshots a crashed run left behind: never restore points, and they count in Kopia's
-    // retention until removed. Removed before anything else (one kopia call).
+    // retention until removed. Removed before any new one is made (one kopia call).
     const stale = staleWarmIds(listed ?? []);
     if (stale.length > 0 && (await deleteWarm(kopia, stale, log))) {
       log.info(`removed ${stale.length} warm-pass snapshot(s) a previous run left behind`);
     }
     const history = listed?.filter((m) => !isWarmTags(tagsOf(m)));
-    await measureSources(plan);
     planWarm(plan, history, Date.now());
     log.info(`backup ${backupId}: ${plan.units.length} unit(s)`);
-    const policiesEnsured = await ensureRunPolicies(kopia, plan, log);
 
-    const rec = await runBackup(
-      {
-        stateDir: cfg.stateDir,
-        kopia,
-        log,
-        docker,
-        progress: deps.progress,
-        shared: { history: history && bySource(history), policiesEnsured, warmIds: [] },
-      },
-      plan,
-      d.selected,
-      signal,
-    );
+    const shared: RunShared = {
+      history: history && bySource(history),
+      policiesEnsured,
+      warmIds: [],
+      deferDelete: true,
+    };
+    let rec: RunRecord;
+    try {
+      rec = await runBackup(
+        { stateDir: cfg.stateDir, kopia, log, docker, progress: deps.progress, shared },
+        plan,
+        d.selected,
+        signal,
+      );
+    } catch (err) {
+      await deleteWarm(kopia, shared.warmIds, log);
+      throw err;
+    }
     // Recorded before maintenance, which may take long: a signal during it loses nothing.
     await appendRun(cfg.backup.backupBasePath, rec).catch((err: unknown) =>
       log.warn(`could not record the run history: ${errorMessage(err)}`),
     );
     // Auto-maintenance is off on every call (it must not run while containers are down): run it
     // here, every container is up again. A signal stops it (Kopia's maintenance is resumable).
-    if (!rec.interrupted) {
-      await kopia.maintenanceRunIfDue({ signal }).catch((err: unknown) => {
+    // The warm snapshots go at the same time (the cold ones exist; one kopia call).
+    const maintenance = async () => {
+      if (rec.interrupted) return;
+      await kopia.maintenanceRunIfDue({ signal, info }).catch((err: unknown) => {
         if (!signal.aborted) log.warn(`repository maintenance failed: ${errorMessage(err)}`);
       });
       if (signal.aborted) rec.interrupted = String(signal.reason);
-    }
+    };
+    await Promise.all([deleteWarm(kopia, shared.warmIds, log), maintenance()]);
     const calls = kopia.processes;
     if (calls.length > 0) {
       const total = calls.reduce((sum, c) => sum + c.ms, 0) / 1000;
