@@ -263,7 +263,7 @@ export const KEYS: readonly KeyDef[] = [
     field: 'warmPass',
     type: WARM_PASS_MODES.map((m) => `\`${m}\``).join(' \\| '),
     default: 'auto',
-    doc: "Snapshot each data source while its containers still run (a *warm* pass, never a restore point, removed after the run), so the cold snapshot taken with them stopped reads only what changed since. `auto`: for sources of 64 MiB or more without a previous snapshot, or whose size changed by 64 MiB or more (`direct`); `tar` streams only on their first backup. Never when the warm snapshot would make Kopia's retention delete an older one. See docs/data-safety.md.",
+    doc: "Snapshot each data source while its containers still run (a *warm* pass, never a restore point, removed after the run), so the cold snapshot taken with them stopped reads only what changed since. `auto`: for sources of 64 MiB or more without a previous snapshot, or whose size changed by 64 MiB or more or file count by 10 % (`direct`); `tar` streams only on their first backup. Never when the warm snapshot would make Kopia's retention delete an older one. See docs/data-safety.md.",
     parse: (v) => parseChoice(v, WARM_PASS_MODES),
   }),
   setting({
