@@ -1,7 +1,7 @@
 /**
  * kopi-docka benchmarks — one command: `npm run bench` (full size) or `npm run bench:smoke`.
  *
- *   node --import tsx bench/run.ts [--smoke] [--reps N] [--only unit,scale,memory]
+ *   node --import tsx bench/run.ts [--smoke] [--reps N] [--only unit,scale,memory,warm]
  *                                  [--results-dir DIR] [--cli dist/main.js] [--tmp DIR]
  *
  * Measures every figure next to its baseline in the same run on the same data (see docs/BENCHMARKS.md),
@@ -32,9 +32,10 @@ import { markdownTable, type Figure } from './lib/report.js';
 import { memoryScenario } from './scenarios/memory.js';
 import { scaleScenario } from './scenarios/scale.js';
 import { unitScenario } from './scenarios/unit.js';
+import { warmScenario } from './scenarios/warm.js';
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const SCENARIOS = ['unit', 'scale', 'memory'] as const;
+const SCENARIOS = ['unit', 'scale', 'memory', 'warm'] as const;
 type ScenarioName = (typeof SCENARIOS)[number];
 
 export interface BenchResults {
@@ -171,6 +172,7 @@ async function main(): Promise<number> {
         let r: ScenarioResult;
         if (name === 'unit') r = await unitScenario(ctx, resolved.volumeMode);
         else if (name === 'scale') r = await scaleScenario(ctx);
+        else if (name === 'warm') r = await warmScenario(ctx);
         else r = await memoryScenario(ctx);
         figures.push(...r.figures);
         details[name] = r.details;

@@ -31,6 +31,8 @@ export interface KdOptions {
   mode?: VolumeMode;
   stopTimeout: number;
   init?: boolean;
+  /** `[backup] warm_pass`; omitted: not written (kopi-docka's default, `auto`). */
+  warmPass?: 'auto' | 'always' | 'never';
 }
 
 export async function createKd(o: KdOptions): Promise<KdInstance> {
@@ -54,6 +56,7 @@ export async function createKd(o: KdOptions): Promise<KdInstance> {
     `stop_timeout = ${String(o.stopTimeout)}`,
     'start_timeout = 120',
     ...(o.mode ? [`volume_mode = ${o.mode}`] : []),
+    ...(o.warmPass ? [`warm_pass = ${o.warmPass}`] : []),
     '',
   ].join('\n');
   const configPath = path.join(dir, 'kopi-docka.conf');

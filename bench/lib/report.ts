@@ -1,6 +1,6 @@
 /** Figures (a measurement next to its baseline), medians, ratios, and the Markdown table. */
 
-export type Unit = 'ms' | 'MB/s' | 'MB';
+export type Unit = 'ms' | 'MB/s' | 'MB' | 'count';
 
 export interface Measure {
   /** What was measured, e.g. "kopi-docka backup (direct)" or "docker stop + docker start". */
@@ -59,6 +59,8 @@ export function fmt(v: number, unit: Unit): string {
       return `${v.toFixed(1)} MB/s`;
     case 'MB':
       return `${v.toFixed(1)} MB`;
+    case 'count':
+      return Number.isInteger(v) ? String(v) : v.toFixed(1);
   }
 }
 

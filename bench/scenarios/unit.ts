@@ -44,12 +44,12 @@ import { compose } from '../lib/compose.js';
 type Phase = 'full' | 'unchanged' | 'changed';
 const PHASES: Phase[] = ['full', 'unchanged', 'changed'];
 
-interface Service {
+export interface Service {
   service: string;
   id: string;
 }
 
-interface UnitStack {
+export interface UnitStack {
   project: string;
   dir: string;
   /** In dependency order (db before app): start in this order, stop in reverse. */
@@ -59,7 +59,7 @@ interface UnitStack {
   files: number;
 }
 
-interface DowntimeSample {
+export interface DowntimeSample {
   /** Wall time of the whole command, ms. */
   wallMs: number;
   /** From Docker events: first die/stop to last start, ms. */
@@ -105,7 +105,11 @@ function composeFile(image: string): string {
   ].join('\n');
 }
 
-async function createUnitStack(ctx: BenchContext): Promise<UnitStack> {
+/** The 2-service Compose unit with the dataset split over its 2 volumes (`data`: default the unit size). */
+export async function createUnitStack(
+  ctx: BenchContext,
+  data: { files: number; bytes: number; dirs: number } = ctx.sizes.unit,
+): Promise<UnitStack> {
   const project = uniqueName('unit');
   const dir = await mkdtemp(path.join(ctx.tmpRoot, `${project}-`));
   ctx.cleanup.add(`compose project ${project}`, async () => {
@@ -135,7 +139,7 @@ async function createUnitStack(ctx: BenchContext): Promise<UnitStack> {
       throw new Error(`${project}: expected one ${service} container, got "${id}"`);
     services.push({ service, id });
   }
-  const { files, bytes, dirs } = ctx.sizes.unit;
+  const { files, bytes, dirs } = data;
   const all = planFiles({ files, bytes, dirs, seed: 1 });
   const volumes: UnitStack['volumes'] = [];
   for (const [i, v] of ['data1', 'data2'].entries()) {
@@ -153,14 +157,14 @@ async function createUnitStack(ctx: BenchContext): Promise<UnitStack> {
 
 const ids = (s: UnitStack): string[] => s.services.map((x) => x.id);
 
-async function observe(s: UnitStack, sinceMs: number): Promise<Omit<DowntimeSample, 'wallMs'>> {
+export async function observe(s: UnitStack, sinceMs: number): Promise<Omit<DowntimeSample, 'wallMs'>> {
   const until = await settleEvents();
   const ev = await downtimeFromEvents(ids(s), sinceMs, until);
   return { downtimeMs: ev.ms, perContainerMs: ev.perContainer, stateMs: await downtimeFromState(ids(s)) };
 }
 
 /** The floor: `docker stop -t T` in reverse dependency order, then `docker start` in order. */
-async function floor(ctx: BenchContext, s: UnitStack): Promise<DowntimeSample> {
+export async function floor(ctx: BenchContext, s: UnitStack): Promise<DowntimeSample> {
   const since = Date.now();
   const t0 = performance.now();
   for (const c of [...s.services].reverse()) await docker(['stop', '-t', String(ctx.stopTimeout), c.id]);
@@ -192,7 +196,7 @@ async function kdBackup(ctx: BenchContext, inst: KdInstance, s: UnitStack): Prom
   };
 }
 
-async function newRaw(
+export async function newRaw(
   ctx: BenchContext,
   label: string,
 ): Promise<{ raw: RawKopia; remove: () => Promise<void> }> {
@@ -204,7 +208,7 @@ async function newRaw(
 }
 
 /** Snapshot each volume by hand, as many at once as kopi-docka's parallel_workers. */
-async function rawBackup(
+export async function rawBackup(
   ctx: BenchContext,
   s: UnitStack,
   raw: RawKopia,
@@ -387,7 +391,7 @@ export async function unitScenario(ctx: BenchContext, defaultMode: string): Prom
   };
 }
 
-function kdOpts(ctx: BenchContext) {
+export function kdOpts(ctx: BenchContext) {
   return { cli: ctx.cli, tmpRoot: ctx.tmpRoot, cleanup: ctx.cleanup, stopTimeout: ctx.stopTimeout };
 }
 

@@ -25,6 +25,7 @@ import {
   type Settings,
 } from './key.js';
 import { DAEMON_KEY_DEFS, NOTIFICATION_KEY_DEFS, NOTIFICATION_SECTION_DOCS } from './keys-notifications.js';
+import { WARM_PASS_MODES } from '../core/warm.js';
 import { LEGACY_KEYS } from './legacy.js';
 import type { RetentionSettings } from './types.js';
 import {
@@ -256,6 +257,15 @@ export const KEYS: readonly KeyDef[] = [
     default: false,
     doc: "`tar` mode only: store every mtime as 0 (the original's `--mtime=@0`); restored files then all have mtime 1970.",
     parse: parseBool,
+  }),
+  setting({
+    section: 'backup',
+    name: 'warm_pass',
+    field: 'warmPass',
+    type: WARM_PASS_MODES.map((m) => `\`${m}\``).join(' \\| '),
+    default: 'auto',
+    doc: "Snapshot each data source while its containers still run (a *warm* pass, never a restore point, removed after the run), so the cold snapshot taken with them stopped reads only what changed since. `auto`: for sources of 64 MiB or more without a previous snapshot, or whose size changed by 64 MiB or more or file count by 10 % (`direct`); `tar` streams only on their first backup. Never when the warm snapshot would make Kopia's retention delete an older one. See docs/data-safety.md.",
+    parse: (v) => parseChoice(v, WARM_PASS_MODES),
   }),
   setting({
     section: 'backup',

@@ -5,6 +5,8 @@
 import type { NotificationSettings } from '../core/notification.js';
 import type { DaemonSettings } from './keys-notifications.js';
 
+import type { WarmPassMode } from '../core/warm.js';
+
 export type VolumeMode = 'direct' | 'tar';
 export type LogLevel = 'debug' | 'info' | 'warning' | 'error';
 /** Where an effective value came from (shown by `config show`). */
@@ -50,6 +52,8 @@ export interface BackupSettings {
   excludePatterns: string[];
   volumeMode: VolumeMode;
   tarDeterministicMtime: boolean;
+  /** `auto` | `always` | `never`: snapshot each source while the unit runs, before the cold snapshot (core/warm.ts). */
+  warmPass: WarmPassMode;
   updateRecoveryBundle: boolean;
   recoveryBundlePath: string;
   recoveryBundleRetention: number;

@@ -4,6 +4,7 @@
  */
 import { formatBytes } from './bytes.js';
 import type { RetentionPolicy } from './retention.js';
+import type { WarmDecision, WarmPassMode } from './warm.js';
 import type { ContainerInfo, MountInfo, Unit } from './model.js';
 import type { VolumeMode } from '../config/types.js';
 import { bindPath, recipePath, volumePath, type SnapshotType } from './sources.js';
@@ -56,6 +57,12 @@ export interface PlannedSource {
   device?: string | undefined;
   /** An anonymous volume (see MountInfo.anonymous): backed up, but not re-adopted by `compose up`. */
   anonymous?: boolean | undefined;
+  /**
+   * Whether a warm pass snapshots it before the stop, and why (core/warm.ts decideWarm), decided by the
+   * planner's I/O step from `plan.run.warmPass`, the measured size and the previous snapshots;
+   * undefined until then (no warm pass).
+   */
+  warm?: WarmDecision | undefined;
 }
 
 /**
@@ -173,6 +180,12 @@ export interface RunSettings {
   /** Commands run before stopping / after starting each unit (argv, never through a shell). */
   preBackupHook: string[] | undefined;
   postBackupHook: string[] | undefined;
+  /**
+   * `[backup] warm_pass`: snapshot the data sources while the containers still run, so the cold
+   * snapshot taken with them stopped reads only what changed (core/warm.ts). The per-source decision
+   * is `PlannedSource.warm`. Undefined (plans built without it): `never`.
+   */
+  warmPass?: WarmPassMode | undefined;
 }
 
 export interface Plan {

@@ -1,9 +1,11 @@
 /**
  * Restore points: all snapshots sharing one (unit, backup_id), strictly — never a time window. Times
  * come from Kopia's own startTime (UTC), never from "now". Complete means: the recipe is there, the
- * number of data snapshots its tag announces are there, and none of them is incomplete.
+ * number of data snapshots its tag announces are there, and none of them is incomplete. Warm-pass
+ * snapshots (tag `pass:warm`, core/warm.ts) are never part of one.
  */
 import { ExitCode, KopiDockaError, UsageError } from '../errors.js';
+import { isWarmTags } from './warm.js';
 
 /** The fields of a Kopia snapshot manifest this module needs (kept structural so it stays pure). */
 export interface SnapshotLike {
@@ -64,6 +66,8 @@ export function groupRestorePoints(
     const type = tags.type;
     // Snapshots without our tags are not kopi-docka's (or predate it): never guess a group for them.
     if (!unit || !backupId || !type) continue;
+    // A warm pass (core/warm.ts) is never part of a restore point, also when a crash left it behind.
+    if (isWarmTags(tags)) continue;
     if (filter.host !== undefined && s.source.host !== filter.host) continue;
     if (filter.unit !== undefined && unit !== filter.unit) continue;
     const key = `${s.source.userName}@${s.source.host}\u0000${unit}\u0000${backupId}`;

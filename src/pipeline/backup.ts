@@ -6,7 +6,13 @@
 import { randomUUID } from 'node:crypto';
 import { readFile, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { normalizeSource, tagsOf, type DesiredPolicy, type Kopia } from '../adapters/kopia.js';
+import {
+  normalizeSource,
+  tagsOf,
+  type DesiredPolicy,
+  type Kopia,
+  type SnapshotManifest,
+} from '../adapters/kopia.js';
 import type { Logger } from '../core/log.js';
 import type { Config } from '../config/types.js';
 import type { Unit } from '../core/model.js';
@@ -47,6 +53,7 @@ import type { RunRecord, UnitRecord } from './history.js';
 import { prepareRecipeDir, stageProjectFiles, writeInspects, writeManifest } from './recipe.js';
 import { RECIPE_MANIFEST_FORMAT } from '../core/recipe-manifest.js';
 import { walkTree } from './walk.js';
+import { deleteWarm, previousFacts, warmPass } from './warm.js';
 
 export interface BackupDeps {
   /** kopi-docka's state directory (journal, staging). */
@@ -56,6 +63,20 @@ export interface BackupDeps {
   log: Logger;
   /** Live per-source progress lines (a terminal display); plain log lines are written regardless. */
   progress?: { update(key: string, text: string): void; done(key: string): void } | undefined;
+  /** What the whole run read or did once for every unit (run.ts); absent: each unit does it itself. */
+  shared?: RunShared | undefined;
+}
+
+/** Done once per run instead of once per unit (each kopia process opens the repository anew). */
+export interface RunShared {
+  /** This identity's snapshots by Kopia source (pipeline/warm.ts listHistory), stale warm ones excluded. */
+  history: Map<string, SnapshotManifest[]> | undefined;
+  /** The unit policies of every planned unit were ensured by one batched call (ensureRunPolicies). */
+  policiesEnsured: boolean;
+  /** Warm snapshots made so far in the run: deleted by runBackup once the units are done. */
+  warmIds: string[];
+  /** The caller deletes `warmIds` itself (run.ts: concurrently with maintenance), not runBackup. */
+  deferDelete?: boolean | undefined;
 }
 
 /**
@@ -90,6 +111,7 @@ export function planFor(
       compression: cfg.kopia.compression,
       preBackupHook: cfg.backup.preBackupHook,
       postBackupHook: cfg.backup.postBackupHook,
+      warmPass: cfg.backup.warmPass,
     },
   });
 }
@@ -196,8 +218,8 @@ async function runHook(
   }
 }
 
-/** Policies first and before any stop: they cost Kopia round-trips, which must not add downtime. */
-async function ensureUnitPolicies(deps: BackupDeps, plan: Plan, up: UnitPlan): Promise<void> {
+/** The policies one unit needs: retention and compression on its roots, excludes on direct sources. */
+function unitPolicyItems(plan: Plan, up: UnitPlan): { target: string; desired: DesiredPolicy }[] {
   const id = (p: string) => sourceId(plan.user, plan.host, p);
   const items: { target: string; desired: DesiredPolicy }[] = unitPolicyRoots(up.unit).map((root) => ({
     target: id(root),
@@ -208,7 +230,33 @@ async function ensureUnitPolicies(deps: BackupDeps, plan: Plan, up: UnitPlan): P
     for (const s of up.sources)
       items.push({ target: id(s.kopiaPath), desired: { ignore: plan.excludePatterns } });
   }
-  await deps.kopia.ensurePolicies(items);
+  return items;
+}
+
+/** Policies first and before any stop: they cost Kopia round-trips, which must not add downtime. */
+async function ensureUnitPolicies(deps: BackupDeps, plan: Plan, up: UnitPlan): Promise<void> {
+  await deps.kopia.ensurePolicies(unitPolicyItems(plan, up));
+}
+
+/**
+ * Every planned unit's policies with one `kopia policy list`, one `kopia policy set` per distinct
+ * change and (only when something was written) one verifying `policy list` — instead of that per unit.
+ * Run before any unit is stopped.
+ *
+ * @returns whether it worked; when not (logged), each unit ensures its own and fails on its own.
+ */
+export async function ensureRunPolicies(kopia: Kopia, plan: Plan, log: Logger): Promise<boolean> {
+  const items = plan.units.flatMap((up) => unitPolicyItems(plan, up));
+  if (items.length === 0) return true;
+  try {
+    await kopia.ensurePolicies(items);
+    return true;
+  } catch (err) {
+    log.warn(
+      `could not set the units' Kopia policies in one go (each unit tries again): ${errorMessage(err)}`,
+    );
+    return false;
+  }
 }
 
 /** Where recipes are staged before their snapshot (one directory per unit, removed after it). */
@@ -291,24 +339,26 @@ async function stopUnit(x: UnitRunContext, rec: UnitRecord): Promise<Down> {
   };
 }
 
-/** Everything before the stop: hook, policies, previous sizes, the staged recipe files. */
+/** Everything before the stop: hook, policies, previous sizes, the staged recipe files, the warm pass. */
 interface Prepared {
   previous: Map<string, SizeFacts>;
   project: Awaited<ReturnType<typeof stageProjectFiles>>;
   containers: Awaited<ReturnType<typeof writeInspects>>;
+  /** Warm snapshots made for this unit (deleted by the run, or by backupUnit without one). */
+  warmIds: string[];
 }
 
 async function prepareUnit(x: UnitRunContext, recipeDir: string): Promise<Prepared> {
   const { deps, plan, up, unit, signal } = x;
-  const { kopia, log, docker } = deps;
-  await ensureUnitPolicies(deps, plan, up);
+  const { kopia, log, docker, shared } = deps;
+  if (!shared?.policiesEnsured) await ensureUnitPolicies(deps, plan, up);
   const source = (p: string) => sourceId(plan.user, plan.host, p);
-  const previous = await previousSizes(kopia, up.unit, up.sources, source, plan.backupId, signal).catch(
-    (err: unknown) => {
-      log.warn(`${up.unit}: cannot read the previous snapshot sizes to compare: ${errorMessage(err)}`);
-      return new Map<string, SizeFacts>();
-    },
-  );
+  const previous = shared?.history
+    ? previousFacts(plan, up, shared.history)
+    : await previousSizes(kopia, up.unit, up.sources, source, plan.backupId, signal).catch((err: unknown) => {
+        log.warn(`${up.unit}: cannot read the previous snapshot sizes to compare: ${errorMessage(err)}`);
+        return new Map<string, SizeFacts>();
+      });
   await prepareRecipeDir(recipeDir);
   const project = await stageProjectFiles(recipeDir, up);
   const digests = new Map<string, string[]>();
@@ -316,7 +366,14 @@ async function prepareUnit(x: UnitRunContext, recipeDir: string): Promise<Prepar
     if (!digests.has(c.imageId)) digests.set(c.imageId, await docker.imageDigests(c.imageId).catch(() => []));
   }
   const containers = await writeInspects(recipeDir, unit.containers, digests);
-  return { previous, project, containers };
+  // Last, right before the stop: the less time between the two passes, the less the cold one reads.
+  const warm = await warmPass({ kopia, log, plan, up, tags: (s) => dataTags(x, s), signal });
+  if (warm.ids.length > 0) {
+    log.info(`${up.unit}: warm pass done in ${warm.seconds}s`);
+    // The run deletes them all at its end, in one kopia call.
+    shared?.warmIds.push(...warm.ids);
+  }
+  return { previous, project, containers, warmIds: warm.ids };
 }
 
 /** The unit's data sources snapshotted (while its containers are down); failures recorded in `rec`. */
@@ -487,8 +544,9 @@ export async function backupUnit(x: UnitRunContext): Promise<UnitRecord> {
   }
 
   const recipeDir = join(stagingRoot(deps.stateDir), escapeSegment(up.unit));
+  let prepared: Prepared | undefined;
   try {
-    const prepared = await prepareUnit(x, recipeDir);
+    prepared = await prepareUnit(x, recipeDir);
     if (signal.aborted) {
       fail(`interrupted by ${String(signal.reason)} before anything was stopped`);
       return rec;
@@ -523,6 +581,8 @@ export async function backupUnit(x: UnitRunContext): Promise<UnitRecord> {
   } finally {
     // The staged recipe holds copies of .env files: keep them only inside the repository.
     await rm(recipeDir, { recursive: true, force: true });
+    // Without a run around it (deps.shared), the unit removes its own warm snapshots.
+    if (!deps.shared && prepared) await deleteWarm(deps.kopia, prepared.warmIds, deps.log);
   }
   return rec;
 }
@@ -557,28 +617,36 @@ export async function runBackup(
     dryRun: false,
     units: [],
   };
-  for (const up of plan.units) {
-    const unit = byName.get(up.unit);
-    if (!unit) continue;
-    if (signal.aborted) {
-      rec.units.push({
-        unit: up.unit,
-        status: 'skipped',
-        error: 'run interrupted',
-        downtimeSec: 0,
-        bytes: 0,
-        snapshots: [],
-        warnings: [],
-      });
-      continue;
+  try {
+    for (const up of plan.units) {
+      const unit = byName.get(up.unit);
+      if (!unit) continue;
+      if (signal.aborted) {
+        rec.units.push({
+          unit: up.unit,
+          status: 'skipped',
+          error: 'run interrupted',
+          downtimeSec: 0,
+          bytes: 0,
+          snapshots: [],
+          warnings: [],
+        });
+        continue;
+      }
+      deps.log.info(
+        `unit ${up.unit}: ${up.stop.length} container(s) to stop, ${up.sources.length} data source(s)`,
+      );
+      const r = await backupUnit({ deps, plan, unit, up, signal, timestamp: new Date().toISOString() });
+      rec.units.push(r);
+      if (r.status === 'failed') deps.log.error(`unit ${up.unit} failed: ${r.error ?? ''}`);
+      else deps.log.info(`unit ${up.unit} done (down ${r.downtimeSec}s)`);
     }
-    deps.log.info(
-      `unit ${up.unit}: ${up.stop.length} container(s) to stop, ${up.sources.length} data source(s)`,
-    );
-    const r = await backupUnit({ deps, plan, unit, up, signal, timestamp: new Date().toISOString() });
-    rec.units.push(r);
-    if (r.status === 'failed') deps.log.error(`unit ${up.unit} failed: ${r.error ?? ''}`);
-    else deps.log.info(`unit ${up.unit} done (down ${r.downtimeSec}s)`);
+  } finally {
+    // The cold snapshots exist (or failed): the warm ones served their purpose. One kopia call.
+    if (deps.shared && !deps.shared.deferDelete) {
+      await deleteWarm(deps.kopia, deps.shared.warmIds, deps.log);
+      deps.shared.warmIds = [];
+    }
   }
   rec.finishedAt = new Date().toISOString();
   if (signal.aborted && !rec.interrupted) rec.interrupted = String(signal.reason);

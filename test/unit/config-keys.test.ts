@@ -118,6 +118,7 @@ void describe('the key table', () => {
         excludePatterns: true,
         volumeMode: true,
         tarDeterministicMtime: true,
+        warmPass: true,
         updateRecoveryBundle: true,
         recoveryBundlePath: true,
         recoveryBundleRetention: true,

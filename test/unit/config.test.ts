@@ -238,6 +238,7 @@ void describe('loadConfig: a config file', () => {
       excludePatterns: [],
       volumeMode: 'direct',
       tarDeterministicMtime: false,
+      warmPass: 'auto',
       updateRecoveryBundle: false,
       recoveryBundlePath: `${sb.stateDir}/recovery`,
       recoveryBundleRetention: 3,

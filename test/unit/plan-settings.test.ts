@@ -53,6 +53,7 @@ test('planFor copies the run settings of the config into the plan', async () => 
     compression: 's2-default',
     preBackupHook: ['/bin/echo', 'before'],
     postBackupHook: ['/bin/echo', 'after'],
+    warmPass: 'auto',
   });
   // The dry-run prints this object as JSON: nothing in it may be lost on the way.
   assert.deepEqual((JSON.parse(JSON.stringify(plan)) as typeof plan).run, plan.run);

@@ -26,6 +26,9 @@ function printPlan(ctx: Context, plan: Plan): void {
     `per call: ${r.taskTimeoutSec > 0 ? `at most ${r.taskTimeoutSec}s` : 'no time limit'}, ${r.stallTimeoutSec > 0 ? `stopped after ${r.stallTimeoutSec}s without progress` : 'no stall watchdog'}; start wait ${r.startTimeoutSec}s; ` +
       `retention ${keep.join(', ') || 'none'}; compression ${r.compression}`,
   );
+  out.line(
+    `warm pass: ${r.warmPass ?? 'never'} (snapshot while running, then the cold snapshot reads only what changed; never a restore point)`,
+  );
   if (r.preBackupHook) out.line(`pre-backup hook:  ${r.preBackupHook.join(' ')}`);
   if (r.postBackupHook) out.line(`post-backup hook: ${r.postBackupHook.join(' ')}`);
   if (plan.units.length === 0) out.line('no units found: nothing would be backed up');
@@ -46,6 +49,13 @@ function printPlan(ctx: Context, plan: Plan): void {
       out.line(`  ${s.type.padEnd(6)}   ${s.name} (${via}${s.hostPath}, ${size}${anon}) → ${s.kopiaPath}`);
       if (s.storedAsTarBecause?.length) {
         out.line(`           stored as a tar stream: ${s.storedAsTarBecause.join('; ')}`);
+      }
+      if (s.warm) {
+        const tarNote =
+          s.warm.warm && (plan.volumeMode === 'tar' || s.storedAsTarBecause?.length)
+            ? ' — tar: the cold pass still reads and hashes the whole stream; the warm pass only spares it uploading new chunks'
+            : '';
+        out.line(`           warm pass: ${s.warm.warm ? 'yes' : 'no'} (${s.warm.why})${tarNote}`);
       }
     }
     out.line(
