@@ -30,14 +30,14 @@ export const LEGACY_KEYS: readonly LegacyKey[] = [
     section: 'kopia',
     name: 'kopia_params',
     effect: 'refused',
-    reason: 'kopi-docka takes a filesystem repository: set "repository_path = /absolute/path" instead',
+    reason:
+      'the Kopia argv is built from typed keys: set "backend = …" and its keys (docs/configuration.md), or "repository_path = /absolute/path" for a filesystem repository',
   },
   {
     section: 'kopia',
     name: 's3_endpoint',
     effect: 'refused',
-    reason:
-      'kopi-docka takes a filesystem repository: mount the bucket and set repository_path to the mount point',
+    reason: 'write "backend = s3" and "endpoint = host:port" (no scheme) under [kopia] instead',
   },
   {
     section: 'kopia',

@@ -24,6 +24,7 @@ import {
   type SectionName,
   type Settings,
 } from './key.js';
+import { REPOSITORY_KEYS } from './keys-repository.js';
 import { LEGACY_KEYS } from './legacy.js';
 import type { RetentionSettings } from './types.js';
 import {
@@ -85,10 +86,11 @@ export const KEYS: readonly KeyDef[] = [
     name: 'repository_path',
     type: 'absolute path',
     defaultDoc: '— (**required**)',
-    doc: 'The filesystem Kopia repository. Trailing slashes are ignored. A URL (`s3://`, `b2://`, `sftp://`, …, which the original took) is refused: mount the storage and name the mount point.',
+    doc: '(`filesystem`) The filesystem Kopia repository (**required** for it). Trailing slashes are ignored. A URL (`s3://`, `b2://`, `sftp://`, …, which the original took) is refused: set `backend` and its keys instead.',
     parse: parseAbsolutePath,
-    show: (cfg) => cfg.kopia.repositoryPath,
+    show: (cfg) => cfg.kopia.repositoryPath || null,
   }),
+  ...REPOSITORY_KEYS,
   resolved({
     section: 'kopia',
     name: 'password',
