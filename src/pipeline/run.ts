@@ -28,6 +28,7 @@ import { appendRun, type RunRecord } from './history.js';
 import { acquireLock } from './lock.js';
 import { assertReady, decisiveChecks, runChecks, type CheckItem } from './preflight.js';
 import { describeReplay, replayJournal } from './recover.js';
+import { updateRecoveryBundleAfterRun } from './disaster-recovery.js';
 
 export interface RunDeps {
   docker: DockerClient;
@@ -90,7 +91,7 @@ export async function planBackupRun(
 export async function runBackupJob(
   cfg: Config,
   deps: RunDeps,
-  opts: { unitNames: string[]; signal: AbortSignal },
+  opts: { unitNames: string[]; signal: AbortSignal; updateRecovery?: boolean | undefined },
 ): Promise<RunRecord> {
   const { docker, kopia, log } = deps;
   let d = await discoverSelected(cfg, docker, opts.unitNames, log);
@@ -134,6 +135,8 @@ export async function runBackupJob(
       });
       if (signal.aborted) rec.interrupted = String(signal.reason);
     }
+    // One disaster-recovery bundle per run (not per unit), when asked; never fails the run.
+    if (!rec.interrupted) await updateRecoveryBundleAfterRun(cfg, kopia, log, opts.updateRecovery);
     return rec;
   } finally {
     await lock.release();
