@@ -118,5 +118,5 @@ export const LEGACY_SECTIONS: Readonly<Record<string, string>> = {
   alerting:
     'kopi-docka has no missed-backup alerting: alert on the exit code of each run, or on the age of the last line of <backup_base_path>/history.jsonl; remove the section',
   credentials:
-    'kopi-docka writes to a filesystem repository only: mount the remote (sshfs, NFS, SMB, `rclone mount`) and set repository_path to the mount point; remove the section',
+    'the repository is described by [kopia] backend and its keys (e.g. backend = sftp, sftp_host, sftp_key_file…), and cloud credentials come from the environment or [kopia] credentials_file (mode 600): see docs/configuration.md; remove the section',
 };

@@ -85,7 +85,7 @@ export const KEYS: readonly KeyDef[] = [
     section: 'kopia',
     name: 'repository_path',
     type: 'absolute path',
-    defaultDoc: '— (**required**)',
+    defaultDoc: '— (**required** for `filesystem`)',
     doc: '(`filesystem`) The filesystem Kopia repository (**required** for it). Trailing slashes are ignored. A URL (`s3://`, `b2://`, `sftp://`, …, which the original took) is refused: set `backend` and its keys instead.',
     parse: parseAbsolutePath,
     show: (cfg) => cfg.kopia.repositoryPath || null,
