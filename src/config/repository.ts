@@ -6,7 +6,7 @@
 import path from 'node:path';
 import { ConfigError } from '../errors.js';
 import type { IniEntry } from './ini.js';
-import { embeddedBackend, fileBackend, type BackendSource } from './keys-repository.js';
+import { KEY_BACKENDS, embeddedBackend, fileBackend, type BackendSource } from './keys-repository.js';
 import { ENV, modeText, type EnvGetter, type FoundFile } from './locate.js';
 import { ensureGeneratedPassword, loosePermissionWarning, readPasswordFile } from './password.js';
 import type { FileValue } from './read.js';
@@ -126,7 +126,14 @@ export async function fileRepository(
   env: EnvGetter,
 ): Promise<RepositorySource> {
   const repo = values.get('kopia.repository_path');
-  const backend = values.has('kopia.backend') ? await fileBackend(found, values, env, origins) : undefined;
+  // A key of another backend without `backend = …` is reported as that (fileBackend), not as a missing path.
+  const otherBackendKey = [...KEY_BACKENDS.keys()].some(
+    (k) => k !== 'repository_path' && values.has(`kopia.${k}`),
+  );
+  const backend =
+    values.has('kopia.backend') || otherBackendKey
+      ? await fileBackend(found, values, env, origins)
+      : undefined;
   if (backend === undefined && (repo === undefined || typeof repo.value !== 'string')) {
     throw new ConfigError(
       `${found.file}: [kopia] repository_path is missing`,

@@ -234,6 +234,12 @@ describe('[kopia] backend errors say file, line, key, what is expected and what 
     assert.match(err.hint ?? '', /remove the line, or set "backend = sftp"/);
     const fs = await refused('[kopia]\nrepository_path = /srv/r\nbucket = b12\npassword = x\n');
     assert.match(fs.message, /:3: \[kopia\] bucket is not used by backend = filesystem \(the default\)/);
+    const stray = await refused('[kopia]\nbucket = b12\npassword = x\n');
+    assert.match(
+      stray.message,
+      /:2: \[kopia\] bucket is not used by backend = filesystem \(the default\); it belongs to s3, b2, gcs/,
+    );
+    assert.match(stray.hint ?? '', /set "backend = s3"/);
     const rp = await refused('[kopia]\nbackend = s3\nbucket = b12\nrepository_path = /srv/r\npassword = x\n');
     assert.match(rp.message, /:4: \[kopia\] repository_path is not used by backend = s3/);
   });
