@@ -468,4 +468,69 @@ describe('bundles: rotation, and a Kopia config connected elsewhere', { timeout:
     );
     await cliOk(h, ['check']);
   });
+
+  it('init refuses (and keeps the old connection) when the password does not open the configured repository', async (t) => {
+    const h = await newHost(t, 'drift-pw');
+    const base = path.dirname(h.root);
+    const repoA = path.join(base, 'repo-a');
+    const repoB = path.join(base, 'repo-b');
+    await mkdir(repoA);
+    await mkdir(repoB);
+    await writeHostConfig(h, [`repository_path = ${repoA}`]);
+    h.env.KOPI_DOCKA_CONFIG = h.configPath;
+    const cfgFile = (
+      JSON.parse((await cliOk(h, ['config', 'show', '--json'])).stdout) as { kopiaConfigFile: string }
+    ).kopiaConfigFile;
+    const logs = `--log-dir=${path.join(base, 'logs')}`;
+    // repo-a exists with another password; kopi-docka's Kopia config is connected to repo-b (its password).
+    const creates: [string, string[]][] = [
+      [
+        'another-password-9',
+        [
+          KOPIA_BIN,
+          'repository',
+          'create',
+          'filesystem',
+          `--path=${repoA}`,
+          `--config-file=${path.join(base, 'a.config')}`,
+          `--cache-directory=${path.join(base, 'cache-a')}`,
+          logs,
+        ],
+      ],
+      [
+        PASSWORD,
+        [
+          KOPIA_BIN,
+          'repository',
+          'create',
+          'filesystem',
+          `--path=${repoB}`,
+          `--config-file=${cfgFile}`,
+          `--cache-directory=${path.join(base, 'cache-b')}`,
+          logs,
+        ],
+      ],
+    ];
+    for (const [pw, argv] of creates) {
+      const r = await run(argv, {
+        env: { KOPIA_PASSWORD: pw, KOPIA_CHECK_FOR_UPDATES: 'false' },
+        timeoutMs: 120_000,
+      });
+      assert.equal(r.code, 0, r.stderrTail);
+    }
+    const init = await cli(h, ['init']);
+    assert.equal(init.code, 5, describeRun(init));
+    assert.ok(
+      init.stderr.includes(`wrong password for the existing repository at ${repoA}`),
+      describeRun(init),
+    );
+    const st = await run([KOPIA_BIN, 'repository', 'status', '--json', `--config-file=${cfgFile}`, logs], {
+      env: { KOPIA_PASSWORD: PASSWORD, KOPIA_CHECK_FOR_UPDATES: 'false' },
+      timeoutMs: 60_000,
+    });
+    assert.equal(st.code, 0, st.stderrTail);
+    const connected = (JSON.parse(st.stdout) as { storage: { config: { path: string } } }).storage.config
+      .path;
+    assert.equal(connected, repoB, 'the old connection is untouched');
+  });
 });
