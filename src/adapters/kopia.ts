@@ -15,13 +15,25 @@
  * Output is judged JSON first, exit code second (reference §3.7, §11.4).
  */
 import { createHash } from 'node:crypto';
-import { mkdir, mkdtemp, realpath, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, realpath, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
+import { backendOf } from '../config/keys-repository.js';
 import type { KopiaSettings } from '../config/types.js';
-import { DependencyError, ExitCode, KopiDockaError, RepositoryError, doing } from '../errors.js';
+import {
+  BackendConfigError,
+  checkConnection,
+  creatable,
+  describeBackend,
+  repositoryArgs,
+  type BackendSecrets,
+  type ConnectionCheck,
+  type RepositoryArgs,
+  type RepositoryBackend,
+} from '../core/repository-backend.js';
+import { ConfigError, DependencyError, ExitCode, KopiDockaError, RepositoryError, doing } from '../errors.js';
 import { exists, makeDirectory } from '../fsutil.js';
 import { lastLines, pipeline, run, type RunOptions, type RunResult } from './process.js';
 import {
@@ -97,7 +109,12 @@ interface ExecOptions extends CallOptions {
   input?: Readable;
   /** The stall watchdog (RunOptions.stallTimeoutMs), fed by Kopia's progress counters. */
   stallTimeoutMs?: number;
+  /** Backend credentials for a connect/create (never in every call's env: restore scripts copy that). */
+  extraEnv?: Record<string, string>;
 }
+
+/** What `ensureRepository` did; `reconnected`: the Kopia config was connected elsewhere and now is not. */
+export type EnsureOutcome = EnsureResult | 'reconnected';
 
 /**
  * What counts as progress in Kopia's progress line (` | 3 hashing, 120 hashed (1.2 GB), 5 cached (3 MB),
@@ -201,8 +218,15 @@ export class Kopia {
   }
 
   private redact(text: string): string {
-    const pw = this.settings.password;
-    return pw.length >= 3 ? text.split(pw).join('***') : text;
+    let out = text;
+    const backendSecrets: BackendSecrets = this.settings.backendSecrets ?? {};
+    for (const secret of [
+      this.settings.password,
+      ...Object.values<string | undefined>({ ...backendSecrets }),
+    ]) {
+      if (typeof secret === 'string' && secret.length >= 3) out = out.split(secret).join('***');
+    }
+    return out;
   }
 
   /**
@@ -233,7 +257,7 @@ export class Kopia {
     let res: RunResult;
     try {
       res = await this.runner(argv, {
-        env: this.env(o.cacheDirectory),
+        env: { ...this.env(o.cacheDirectory), ...o.extraEnv },
         ...(o.timeoutMs === undefined ? {} : { timeoutMs: o.timeoutMs }),
         ...(o.signal === undefined ? {} : { signal: o.signal }),
         ...(o.onStderrLine === undefined ? {} : { onStderrLine: o.onStderrLine }),
@@ -356,20 +380,72 @@ export class Kopia {
     throw this.failure(sub, res);
   }
 
-  /** Is `st` connected to the configured filesystem repository path? */
+  /** The configured backend (`[kopia] backend`; filesystem at repositoryPath for hand-built settings). */
+  get backend(): RepositoryBackend {
+    return backendOf(this.settings);
+  }
+
+  /** One line naming the configured repository, no secrets: the path for filesystem, else describeBackend. */
+  get repositoryLabel(): string {
+    const b = this.backend;
+    return b.kind === 'filesystem' ? path.resolve(b.path) : describeBackend(b);
+  }
+
+  /**
+   * Is `st` (`repository status --json`) connected to the configured repository? Filesystem: the same
+   * directory (symlinks resolved). Other backends: `checkConnection` (same kind, bucket/endpoint/
+   * prefix, host/port/path, URL…); a repository-server connection is read from the Kopia config file,
+   * since the status JSON does not show it.
+   */
   async isConfiguredRepository(st: RepoStatus): Promise<boolean> {
-    const p = statusStoragePath(st);
-    if (p === undefined) return false;
-    const want = path.resolve(this.settings.repositoryPath);
-    if (path.resolve(p) === want) return true;
-    // The same directory reached through a symlink is still the same repository.
-    const [a, b] = await Promise.all([realpath(p).catch(() => p), realpath(want).catch(() => want)]);
-    return a === b;
+    return (await this.connectionCheck(st)).state === 'same';
+  }
+
+  /** `isConfiguredRepository` with what the Kopia config is connected to and a message when not ours. */
+  async connectionCheck(st: RepoStatus): Promise<ConnectionCheck> {
+    const b = this.backend;
+    if (b.kind === 'filesystem') {
+      const p = statusStoragePath(st);
+      const want = path.resolve(b.path);
+      const check = checkConnection({ kind: 'filesystem', path: want }, st);
+      if (p === undefined || check.state === 'same') return check;
+      // The same directory reached through a symlink is still the same repository.
+      const [x, y] = await Promise.all([realpath(p).catch(() => p), realpath(want).catch(() => want)]);
+      return x === y ? { state: 'same', connected: { kind: 'filesystem', path: p } } : check;
+    }
+    if (b.kind === 'server') {
+      const text = await readFile(this.configFile, 'utf8').catch(() => undefined);
+      let json: unknown;
+      try {
+        json = text === undefined ? undefined : JSON.parse(text);
+      } catch {
+        json = undefined;
+      }
+      return checkConnection(b, json);
+    }
+    return checkConnection(b, st);
+  }
+
+  /**
+   * `repository create|connect` argv and credential env for the configured backend (repositoryArgs).
+   * @throws ConfigError when a credential the backend needs is missing (message names the variables).
+   */
+  private repositoryArgs(): RepositoryArgs {
+    try {
+      return repositoryArgs(this.backend, this.settings.backendSecrets ?? {});
+    } catch (err) {
+      if (err instanceof BackendConfigError) {
+        throw new ConfigError(
+          err.message,
+          'export the variables before running kopi-docka, or name a credentials_file (mode 600) under [kopia]',
+        );
+      }
+      throw err;
+    }
   }
 
   private connectFlags(cacheDirectory: string): string[] {
     return [
-      `--path=${path.resolve(this.settings.repositoryPath)}`,
       `--override-hostname=${this.settings.hostname}`,
       `--override-username=${this.settings.username}`,
       `--cache-directory=${path.resolve(cacheDirectory)}`,
@@ -381,17 +457,26 @@ export class Kopia {
   }
 
   /**
-   * Make this config connected to the filesystem repository at repositoryPath, creating it when it
+   * Make this config connected to the configured repository (`[kopia] backend`), creating it when it
    * does not exist. Safe to run repeatedly. A wrong password changes nothing.
+   *
+   * Kopia commands: `repository status --json`; a probe `repository connect <backend argv>` against a
+   * throw-away config; then `repository connect|create <backend argv> --override-hostname …
+   * --override-username … --cache-directory … --no-persist-credentials` (credentials only in the
+   * child's environment, see repositoryArgs); `repository disconnect` first when the Kopia config was
+   * connected to another repository (reported as 'reconnected': never a silent write to the old one).
    *
    * Why the probe: on 0.23.1, a `repository connect` whose verification fails (wrong password)
    * DELETES the file at --config-file and `rm -rf`s the --cache-directory, even when they existed
    * before (verified). So the password is first tried against a throw-away config and cache in a temp
    * directory; only a connect that is known to succeed touches the real ones.
+   *
+   * @throws KopiaError (wrong-password, …) with nothing changed; ConfigError for missing credentials;
+   *   RepositoryError for a repository server that does not answer (its repository is made on the server).
    */
-  async ensureRepository(opts: CallOptions = {}): Promise<EnsureResult> {
-    const repo = path.resolve(this.settings.repositoryPath);
-    let result: EnsureResult | undefined;
+  async ensureRepository(opts: CallOptions = {}): Promise<EnsureOutcome> {
+    const backend = this.backend;
+    let result: EnsureOutcome | undefined;
     let st: RepoStatus | undefined;
     try {
       st = await this.status(opts);
@@ -400,7 +485,8 @@ export class Kopia {
       // abort is not something to repair.
       if (!(err instanceof KopiaError) || err.timedOut || err.aborted) throw err;
     }
-    if (st && (await this.isConfiguredRepository(st))) {
+    const check = st ? await this.connectionCheck(st) : undefined;
+    if (st && check?.state === 'same') {
       // status opened the repository with our password, so the password is right.
       if (
         st.clientOptions.hostname !== this.settings.hostname ||
@@ -415,36 +501,56 @@ export class Kopia {
       }
       result = 'already-connected';
     } else {
-      const probe = await this.probeConnect(opts);
+      const repo = this.repositoryArgs();
+      const probe = await this.probeConnect(repo, opts);
+      // Connected elsewhere: only now, with the configured repository known to open (or to be
+      // absent and creatable), is the old connection dropped.
+      const elsewhere = st !== undefined;
+      if (elsewhere) {
+        this.debug?.(
+          `kopia: ${check?.state === 'different' ? check.message : 'the Kopia config is connected to another repository'}; reconnecting to ${this.repositoryLabel}`,
+        );
+        await this.call(['repository', 'disconnect'], [], [], opts);
+      }
       if (probe === 'ok') {
         await mkdir(path.dirname(this.configFile), { recursive: true, mode: 0o700 });
         await this.call(
-          ['repository', 'connect', 'filesystem'],
+          ['repository', 'connect', ...repo.argv],
           this.connectFlags(this.kopiaCacheDirectory),
           [],
-          opts,
+          { ...opts, extraEnv: repo.env },
         );
-        result = 'connected';
+        result = elsewhere ? 'reconnected' : 'connected';
       } else {
-        await doing('creating the repository directory', () => makeDirectory(repo), {
-          exitCode: ExitCode.REPOSITORY,
-        });
+        if (!creatable(backend)) {
+          throw new RepositoryError(`the repository server ${this.repositoryLabel} has no repository`, {
+            hint: 'a repository server serves a repository created on the server itself',
+          });
+        }
+        if (backend.kind === 'filesystem') {
+          await doing('creating the repository directory', () => makeDirectory(path.resolve(backend.path)), {
+            exitCode: ExitCode.REPOSITORY,
+          });
+        }
         await doing('creating the directory of the Kopia config file', () =>
           mkdir(path.dirname(this.configFile), { recursive: true, mode: 0o700 }),
         );
         await this.call(
-          ['repository', 'create', 'filesystem'],
+          ['repository', 'create', ...repo.argv],
           [...this.connectFlags(this.kopiaCacheDirectory), `--encryption=${this.settings.encryption}`],
           [],
-          opts,
+          { ...opts, extraEnv: repo.env },
         );
-        result = 'created';
+        result = elsewhere ? 'reconnected' : 'created';
       }
     }
     // Kopia makes the creator the maintenance owner. A host that only connects (a second host, a restore
     // on a new machine) must not take it over, or ownership would flip between hosts on every init.
     if (result === 'created') await this.ensureMaintenanceOwner(opts);
-    await this.ensurePolicy(GLOBAL_POLICY, { compression: this.settings.compression }, opts);
+    // A repository server's user cannot set global policies; the server's admin does.
+    if (backend.kind !== 'server') {
+      await this.ensurePolicy(GLOBAL_POLICY, { compression: this.settings.compression }, opts);
+    }
     return result;
   }
 
@@ -452,16 +558,18 @@ export class Kopia {
    * Try the password against the repository with a throw-away config. 'ok' when it opens,
    * 'absent' when there is no repository (missing directory or not initialized); throws otherwise.
    */
-  private async probeConnect(opts: CallOptions): Promise<'ok' | 'absent'> {
-    const repo = path.resolve(this.settings.repositoryPath);
+  private async probeConnect(repoArgs: RepositoryArgs, opts: CallOptions): Promise<'ok' | 'absent'> {
+    const backend = this.backend;
+    const label = this.repositoryLabel;
     const dir = await mkdtemp(path.join(tmpdir(), 'kopi-docka-probe-'));
     try {
       const configFile = path.join(dir, 'probe.config');
       const cache = path.join(dir, 'cache');
-      const sub = ['repository', 'connect', 'filesystem'];
+      const sub = ['repository', 'connect', ...repoArgs.argv];
       const res = await this.exec(this.argv(sub, this.connectFlags(cache), [], { configFile }), {
         ...opts,
         cacheDirectory: cache,
+        extraEnv: repoArgs.env,
       });
       if (res.code === 0 && !res.timedOut && !res.aborted) return 'ok';
       const c = classifyStderr(res.stderrTail);
@@ -469,11 +577,17 @@ export class Kopia {
         if (c.reason === 'not-initialized') return 'absent';
         // Only a directory that does not exist at all is ours to create; "permission denied" or a
         // path that is a file must stay an error.
-        if (c.reason === 'storage-missing' && !(await exists(repo))) return 'absent';
+        if (
+          c.reason === 'storage-missing' &&
+          backend.kind === 'filesystem' &&
+          !(await exists(path.resolve(backend.path)))
+        ) {
+          return 'absent';
+        }
         if (c.reason === 'wrong-password') {
-          throw new KopiaError(`wrong password for the existing repository at ${repo}`, {
+          throw new KopiaError(`wrong password for the existing repository at ${label}`, {
             reason: 'wrong-password',
-            command: `kopia ${sub.join(' ')}`,
+            command: `kopia repository connect ${backend.kind}`,
             result: res,
             hint:
               'the repository exists but the configured password does not open it; set the password it ' +
@@ -481,7 +595,7 @@ export class Kopia {
           });
         }
       }
-      throw this.failure(sub, res);
+      throw this.failure(['repository', 'connect', backend.kind], res);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

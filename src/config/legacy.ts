@@ -30,14 +30,14 @@ export const LEGACY_KEYS: readonly LegacyKey[] = [
     section: 'kopia',
     name: 'kopia_params',
     effect: 'refused',
-    reason: 'kopi-docka takes a filesystem repository: set "repository_path = /absolute/path" instead',
+    reason:
+      'the Kopia argv is built from typed keys: set "backend = …" and its keys (docs/configuration.md), or "repository_path = /absolute/path" for a filesystem repository',
   },
   {
     section: 'kopia',
     name: 's3_endpoint',
     effect: 'refused',
-    reason:
-      'kopi-docka takes a filesystem repository: mount the bucket and set repository_path to the mount point',
+    reason: 'write "backend = s3" and "endpoint = host:port" (no scheme) under [kopia] instead',
   },
   {
     section: 'kopia',
@@ -122,5 +122,5 @@ export const LEGACY_SECTIONS: Readonly<Record<string, string>> = {
   alerting:
     'the missed-backup alert is the heartbeat: set [notifications] heartbeat_url (healthchecks.io style, docs/scheduling.md); remove the section',
   credentials:
-    'kopi-docka writes to a filesystem repository only: mount the remote (sshfs, NFS, SMB, `rclone mount`) and set repository_path to the mount point; remove the section',
+    'the repository is described by [kopia] backend and its keys (e.g. backend = sftp, sftp_host, sftp_key_file…), and cloud credentials come from the environment or [kopia] credentials_file (mode 600): see docs/configuration.md; remove the section',
 };

@@ -15,6 +15,7 @@ import { parseIni } from './ini.js';
 import { ENV, locateConfig, type EnvGetter } from './locate.js';
 import { buildSettings, checkStructure, initialOrigins, readKeys } from './read.js';
 import { embeddedRepository, fileRepository } from './repository.js';
+import { backendIdentity, type RepositoryBackend } from '../core/repository-backend.js';
 import { DEFAULT_STATE_DIR, parseLogLevelValue, type Settings } from './schema.js';
 import { checkNotificationSettings } from './keys-notifications.js';
 import type { Config, Origin } from './types.js';
@@ -38,9 +39,15 @@ export interface LoadOptions {
   system?: Partial<SystemInfo> | undefined;
 }
 
-/** `<stateDir>/kopia/<12 hex of sha256(repositoryPath)>.config`: a new repository_path never reuses the old connection. */
-export function kopiaConfigFileFor(stateDir: string, repositoryPath: string): string {
-  const digest = createHash('sha256').update(repositoryPath).digest('hex').slice(0, 12);
+/**
+ * `<stateDir>/kopia/<12 hex of sha256(where)>.config`: a new repository location never reuses the old
+ * connection. `where` is the filesystem path (as it always was) or, for another backend, its
+ * `backendIdentity` (kind + bucket/endpoint/prefix, host/port/path, URL…).
+ */
+export function kopiaConfigFileFor(stateDir: string, where: string | RepositoryBackend): string {
+  const key =
+    typeof where === 'string' ? where : where.kind === 'filesystem' ? where.path : backendIdentity(where);
+  const digest = createHash('sha256').update(key).digest('hex').slice(0, 12);
   return path.join(stateDir, 'kopia', `${digest}.config`);
 }
 
@@ -108,8 +115,8 @@ export async function loadConfig(opts: LoadOptions): Promise<Config> {
   const origins = initialOrigins(values);
   const envPassword = env(ENV.password);
   const source = found
-    ? await fileRepository(found, values, envPassword, origins, warnings)
-    : await embeddedRepository(stateDir, envPassword, origins, warnings);
+    ? await fileRepository(found, values, envPassword, origins, warnings, env)
+    : await embeddedRepository(stateDir, envPassword, origins, warnings, env);
   applyLogLevelEnv(settings, env, origins);
 
   return {
@@ -119,7 +126,7 @@ export async function loadConfig(opts: LoadOptions): Promise<Config> {
     kopia: {
       ...settings.kopia,
       ...source,
-      kopiaConfigFile: kopiaConfigFileFor(stateDir, source.repositoryPath),
+      kopiaConfigFile: kopiaConfigFileFor(stateDir, source.backend),
       binary: env(ENV.kopiaBin) ?? 'kopia',
     },
     backup: settings.backup,

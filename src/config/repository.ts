@@ -6,7 +6,8 @@
 import path from 'node:path';
 import { ConfigError } from '../errors.js';
 import type { IniEntry } from './ini.js';
-import { ENV, modeText, type FoundFile } from './locate.js';
+import { KEY_BACKENDS, embeddedBackend, fileBackend, type BackendSource } from './keys-repository.js';
+import { ENV, modeText, type EnvGetter, type FoundFile } from './locate.js';
 import { ensureGeneratedPassword, loosePermissionWarning, readPasswordFile } from './password.js';
 import type { FileValue } from './read.js';
 import type { Origin } from './types.js';
@@ -14,7 +15,8 @@ import type { Origin } from './types.js';
 /** The placeholder of the original's README and template; the original refused to run with it. */
 const PLACEHOLDER_PASSWORD = 'CHANGE_ME_TO_A_SECURE_PASSWORD';
 
-export interface RepositorySource {
+export interface RepositorySource extends BackendSource {
+  /** '' unless the backend is filesystem. */
   repositoryPath: string;
   password: string;
   passwordFile: string | undefined;
@@ -26,8 +28,10 @@ export async function embeddedRepository(
   envPassword: string | undefined,
   origins: Record<string, Origin>,
   warnings: string[],
+  env: EnvGetter,
 ): Promise<RepositorySource> {
   const repositoryPath = path.join(stateDir, 'repository');
+  const backend = await embeddedBackend(repositoryPath, env);
   for (const key of ['repository_path', 'password', 'password_file', 'compression']) {
     origins[`kopia.${key}`] = 'embedded-default';
   }
@@ -37,7 +41,7 @@ export async function embeddedRepository(
     warnings.push(
       `no config file found; using the embedded default: filesystem repository ${repositoryPath} (password from ${ENV.password})`,
     );
-    return { repositoryPath, password: envPassword, passwordFile: undefined };
+    return { ...backend, repositoryPath, password: envPassword, passwordFile: undefined };
   }
   const passwordFile = path.join(stateDir, 'repository.password');
   const generated = await ensureGeneratedPassword(passwordFile, ENV.stateDir);
@@ -46,7 +50,7 @@ export async function embeddedRepository(
   warnings.push(
     `no config file found; using the embedded default: filesystem repository ${repositoryPath} (password in ${passwordFile})`,
   );
-  return { repositoryPath, password: generated.password, passwordFile };
+  return { ...backend, repositoryPath, password: generated.password, passwordFile };
 }
 
 /** Throws when a password key is present but empty (an empty password is a mistake, not a password). */
@@ -112,19 +116,28 @@ function configFileWarnings(found: FoundFile, holdsPassword: boolean): string[] 
   return warnings;
 }
 
-/** A config file: repository_path is required, and a password from the environment, password_file or password. */
+/** A config file: the backend (repository_path for filesystem), and a password from the environment, password_file or password. */
 export async function fileRepository(
   found: FoundFile,
   values: Map<string, FileValue>,
   envPassword: string | undefined,
   origins: Record<string, Origin>,
   warnings: string[],
+  env: EnvGetter,
 ): Promise<RepositorySource> {
   const repo = values.get('kopia.repository_path');
-  if (repo === undefined || typeof repo.value !== 'string') {
+  // A key of another backend without `backend = …` is reported as that (fileBackend), not as a missing path.
+  const otherBackendKey = [...KEY_BACKENDS.keys()].some(
+    (k) => k !== 'repository_path' && values.has(`kopia.${k}`),
+  );
+  const backend =
+    values.has('kopia.backend') || otherBackendKey
+      ? await fileBackend(found, values, env, origins)
+      : undefined;
+  if (backend === undefined && (repo === undefined || typeof repo.value !== 'string')) {
     throw new ConfigError(
       `${found.file}: [kopia] repository_path is missing`,
-      'add "repository_path = /absolute/path/of/the/repository" under [kopia]',
+      'add "repository_path = /absolute/path/of/the/repository" under [kopia] (or "backend = s3|b2|azure|gcs|sftp|webdav|rclone|server" and its keys: docs/configuration.md)',
     );
   }
   const pw = values.get('kopia.password')?.entry;
@@ -140,5 +153,7 @@ export async function fileRepository(
   const { password, passwordFile } = await passwordFromFile(found, pw, pwFile, envPassword, warnings);
   if (envPassword !== undefined) origins['kopia.password'] = 'env';
   warnings.push(...configFileWarnings(found, pw !== undefined));
-  return { repositoryPath: repo.value, password, passwordFile };
+  const source = backend ?? (await fileBackend(found, values, env, origins));
+  const repositoryPath = source.backend.kind === 'filesystem' ? source.backend.path : '';
+  return { ...source, repositoryPath, password, passwordFile };
 }

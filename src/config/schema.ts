@@ -26,6 +26,7 @@ import {
 } from './key.js';
 import { DAEMON_KEY_DEFS, NOTIFICATION_KEY_DEFS, NOTIFICATION_SECTION_DOCS } from './keys-notifications.js';
 import { WARM_PASS_MODES } from '../core/warm.js';
+import { REPOSITORY_KEYS } from './keys-repository.js';
 import { LEGACY_KEYS } from './legacy.js';
 import type { RetentionSettings } from './types.js';
 import {
@@ -86,11 +87,12 @@ export const KEYS: readonly KeyDef[] = [
     section: 'kopia',
     name: 'repository_path',
     type: 'absolute path',
-    defaultDoc: '— (**required**)',
-    doc: 'The filesystem Kopia repository. Trailing slashes are ignored. A URL (`s3://`, `b2://`, `sftp://`, …, which the original took) is refused: mount the storage and name the mount point.',
+    defaultDoc: '— (**required** for `filesystem`)',
+    doc: '(`filesystem`) The filesystem Kopia repository (**required** for it). Trailing slashes are ignored. A URL (`s3://`, `b2://`, `sftp://`, …, which the original took) is refused: set `backend` and its keys instead.',
     parse: parseAbsolutePath,
-    show: (cfg) => cfg.kopia.repositoryPath,
+    show: (cfg) => cfg.kopia.repositoryPath || null,
   }),
+  ...REPOSITORY_KEYS,
   resolved({
     section: 'kopia',
     name: 'password',

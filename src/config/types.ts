@@ -7,14 +7,26 @@ import type { DaemonSettings } from './keys-notifications.js';
 
 import type { WarmPassMode } from '../core/warm.js';
 
+import type { BackendSecrets, RepositoryBackend } from '../core/repository-backend.js';
+
 export type VolumeMode = 'direct' | 'tar';
 export type LogLevel = 'debug' | 'info' | 'warning' | 'error';
 /** Where an effective value came from (shown by `config show`). */
 export type Origin = 'file' | 'env' | 'flag' | 'default' | 'embedded-default';
 
 export interface KopiaSettings {
-  /** Absolute path of the filesystem repository. */
+  /** Absolute path of the filesystem repository; '' for any other backend (see `backend`). */
   repositoryPath: string;
+  /**
+   * Where the repository lives (`[kopia] backend` and its keys; src/config/keys-repository.ts). Always
+   * set by the loader; absent only in settings built by hand (tests): filesystem at repositoryPath.
+   * Read it through `backendOf(settings)`.
+   */
+  backend?: RepositoryBackend;
+  /** Backend credentials (environment over credentials_file). Only for Kopia's connect/create env. */
+  backendSecrets?: BackendSecrets;
+  /** `credentials_file`, absolute, when set. */
+  credentialsFile?: string | undefined;
   /** The repository password. Never logged, never put in argv: only into KOPIA_PASSWORD of a child. */
   password: string;
   /** Set when the password was read from a file (recommended over an inline password). */

@@ -170,10 +170,10 @@ export function parseEncryption(raw: string): (typeof ENCRYPTIONS)[number] {
   return ENCRYPTION_ALIASES[v] ?? parseChoice(v, ENCRYPTIONS);
 }
 
-/** The original took these as repository_path; kopi-docka writes to a filesystem repository only. */
+/** The original took these as repository_path; kopi-docka names other backends with typed keys. */
 const URL_HINT =
-  'kopi-docka supports filesystem repositories only (the original also took s3://, b2://, sftp://… URLs here): ' +
-  'mount the storage (NFS, SMB, sshfs, `rclone mount`) and set repository_path to the mount point';
+  'repository_path is the directory of a filesystem repository (the original also took s3://, b2://, sftp://… URLs here): ' +
+  'for another storage set "backend = s3" (or b2, azure, gcs, sftp, webdav, rclone, server) and its keys under [kopia] — see docs/configuration.md';
 
 export function parseAbsolutePath(raw: string): string {
   const v = raw.trim();

@@ -34,6 +34,8 @@ import { runBackupJob, type RunDeps } from './run.js';
 export interface NotifyRunOptions {
   unitNames: string[];
   signal: AbortSignal;
+  /** Write a disaster-recovery bundle after the run (`backup --update-recovery`; see runBackupJob). */
+  updateRecovery?: boolean | undefined;
   /** What a LockBusyError means: a failure to notify (`backup`, default) or an overlap to skip (daemon). */
   lockBusy?: 'notify' | 'skip';
   /** The run itself (tests); default runBackupJob. */
@@ -90,7 +92,11 @@ export async function runBackupAndNotify(
 
   let rec: RunRecord;
   try {
-    rec = await (opts.runJob ?? runBackupJob)(cfg, deps, { unitNames: opts.unitNames, signal: opts.signal });
+    rec = await (opts.runJob ?? runBackupJob)(cfg, deps, {
+      unitNames: opts.unitNames,
+      signal: opts.signal,
+      updateRecovery: opts.updateRecovery,
+    });
   } catch (err) {
     if (err instanceof LockBusyError && opts.lockBusy === 'skip') {
       // Another run holds the lock and reports for itself; only the /start ping went out.

@@ -3,8 +3,10 @@
  * more), `init` (Docker and kopia before creating anything), `backup --dry-run` (reported with the
  * plan, same exit code as the run would have) and the run itself (nothing is stopped unless all pass):
  * Docker reachable and speaking an Engine API version kopi-docka supports, kopia present and new
- * enough, GNU tar present, the repository connected at the configured path, writable (a file is
- * really created and removed there) and with free space, and no other run holding the lock.
+ * enough, GNU tar present, the repository connected to the configured backend (reachability and
+ * latency: the time of `kopia repository status`), writable (filesystem: a file is really created and
+ * removed there, with free space; other backends: status success is the check), and no other run
+ * holding the lock.
  */
 import { randomBytes } from 'node:crypto';
 import { rm, statfs, writeFile } from 'node:fs/promises';
@@ -16,7 +18,7 @@ import {
   type DaemonApiRange,
   type DockerClient,
 } from '../adapters/docker.js';
-import { type Kopia, KopiaError, statusStoragePath } from '../adapters/kopia.js';
+import { type Kopia, KopiaError } from '../adapters/kopia.js';
 import { run, which } from '../adapters/process.js';
 import type { Config } from '../config/types.js';
 import { formatBytes } from '../core/bytes.js';
@@ -35,6 +37,23 @@ export interface CheckItem {
   hint?: string;
   /** Only on an OK docker item. */
   docker?: DockerFacts;
+  /** Only on the repository item (when kopia could be asked): the backend and how it answered. */
+  repository?: RepositoryFacts;
+}
+
+/**
+ * What the repository check learnt: the configured backend (`describeBackend`, no secrets) and the
+ * wall time of `kopia repository status --json` in ms — reachability and latency in one real call
+ * (it opens the repository: reads its format blob from the storage).
+ */
+export interface RepositoryFacts {
+  backend: string;
+  kind: string;
+  /** Is the Kopia config connected at all (false: the storage was not asked)? */
+  connected: boolean;
+  /** Did the storage answer `repository status` (it opened the repository)? */
+  reachable: boolean;
+  latencyMs: number;
 }
 
 const EXIT: Record<Kind, number> = {
@@ -169,8 +188,8 @@ async function checkTar(): Promise<CheckItem> {
   }
 }
 
-async function checkRepository(kopia: Kopia, cfg: Config, kopiaOk: boolean): Promise<CheckItem> {
-  const repo = cfg.kopia.repositoryPath;
+async function checkRepository(kopia: Kopia, kopiaOk: boolean): Promise<CheckItem> {
+  const repo = kopia.repositoryLabel;
   if (!kopiaOk) {
     return {
       name: 'repository',
@@ -180,6 +199,14 @@ async function checkRepository(kopia: Kopia, cfg: Config, kopiaOk: boolean): Pro
       detail: 'skipped: kopia unavailable',
     };
   }
+  const facts = (reachable: boolean, t0: number, connected = true): RepositoryFacts => ({
+    backend: repo,
+    kind: kopia.backend.kind,
+    connected,
+    reachable,
+    latencyMs: Math.round(performance.now() - t0),
+  });
+  const t0 = performance.now();
   try {
     const st = await kopia.status({ timeoutMs: 60_000 });
     if (!st) {
@@ -187,21 +214,33 @@ async function checkRepository(kopia: Kopia, cfg: Config, kopiaOk: boolean): Pro
         name: 'repository',
         kind: 'repository',
         ok: false,
-        detail: `not connected (${kopia.configFile})`,
+        detail: `not connected to ${repo} (${kopia.configFile})`,
         hint: 'run `kopi-docka init`',
+        repository: facts(false, t0, false),
       };
     }
-    if (!(await kopia.isConfiguredRepository(st))) {
+    const latency = facts(true, t0);
+    const check = await kopia.connectionCheck(st);
+    if (check.state !== 'same') {
+      // Never write to another repository than the configured one: init reconnects (after checking the
+      // password opens the configured one); everything else stops here.
       return {
         name: 'repository',
         kind: 'repository',
         ok: false,
-        detail: `connected to ${statusStoragePath(st) ?? st.storage?.type ?? 'another repository'}, not to ${repo}`,
-        hint: 'run `kopi-docka init` to connect to the configured repository',
+        detail: check.message,
+        hint: 'run `kopi-docka init` to connect to the configured repository (nothing is written to the other one)',
+        repository: latency,
       };
     }
     const who = `${st.clientOptions.username}@${st.clientOptions.hostname}`;
-    return { name: 'repository', kind: 'repository', ok: true, detail: `${repo} (connected as ${who})` };
+    return {
+      name: 'repository',
+      kind: 'repository',
+      ok: true,
+      detail: `${repo} (connected as ${who}; repository status answered in ${latency.latencyMs} ms)`,
+      repository: latency,
+    };
   } catch (err) {
     const hint = hintOf(err);
     return {
@@ -211,8 +250,9 @@ async function checkRepository(kopia: Kopia, cfg: Config, kopiaOk: boolean): Pro
       detail:
         err instanceof KopiaError && err.reason === 'wrong-password'
           ? `wrong password for ${repo}`
-          : errorMessage(err),
+          : `${errorMessage(err)} (${repo})`,
       ...(hint === undefined ? {} : { hint }),
+      repository: facts(false, t0),
     };
   }
 }
@@ -222,7 +262,7 @@ async function checkRepository(kopia: Kopia, cfg: Config, kopiaOk: boolean): Pro
  * directory whose filesystem is mounted read-only only on some kernels, and a check that passes where
  * the backup then fails is worse than none. Then the free space of that filesystem.
  */
-async function checkWritable(cfg: Config, connected: boolean): Promise<CheckItem> {
+async function checkWritable(cfg: Config, kopia: Kopia, connected: boolean): Promise<CheckItem> {
   const repo = cfg.kopia.repositoryPath;
   const item = (ok: boolean, detail: string, hint?: string): CheckItem => ({
     name: 'writable',
@@ -232,6 +272,11 @@ async function checkWritable(cfg: Config, connected: boolean): Promise<CheckItem
     ...(hint === undefined ? {} : { hint }),
   });
   if (!connected) return { ...item(false, 'skipped: repository not connected'), skipped: true };
+  // Only a filesystem repository is a directory kopi-docka can probe; for the others the storage
+  // answering `repository status` (which reads from it) is the check.
+  if (kopia.backend.kind !== 'filesystem') {
+    return item(true, `${kopia.repositoryLabel}: checked by repository status (not a local directory)`);
+  }
   const probe = join(repo, `.kopi-docka-write-test-${randomBytes(6).toString('hex')}`);
   try {
     await writeFile(probe, 'kopi-docka write test\n', { flag: 'wx', mode: 0o600 });
@@ -291,8 +336,8 @@ export type CheckScope = 'all' | 'dependencies';
 export async function runChecks(cfg: Config, kopia: Kopia, scope: CheckScope = 'all'): Promise<CheckItem[]> {
   const [docker, kopiaItem, tar] = await Promise.all([checkDocker(), checkKopia(kopia), checkTar()]);
   if (scope === 'dependencies') return [docker, kopiaItem, tar];
-  const repository = await checkRepository(kopia, cfg, kopiaItem.ok);
-  const writable = await checkWritable(cfg, repository.ok);
+  const repository = await checkRepository(kopia, kopiaItem.ok);
+  const writable = await checkWritable(cfg, kopia, repository.ok);
   return [docker, kopiaItem, tar, repository, writable, await checkLock(cfg.stateDir)];
 }
 

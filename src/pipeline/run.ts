@@ -33,6 +33,7 @@ import { describeReplay, replayJournal } from './recover.js';
 import { bySource, deleteWarm, listHistory, planWarm, staleWarmIds } from './warm.js';
 import { isWarmTags } from '../core/warm.js';
 import { tagsOf } from '../adapters/kopia.js';
+import { updateRecoveryBundleAfterRun } from './disaster-recovery.js';
 
 export interface RunDeps {
   docker: DockerClient;
@@ -104,7 +105,7 @@ export async function planBackupRun(
 export async function runBackupJob(
   cfg: Config,
   deps: RunDeps,
-  opts: { unitNames: string[]; signal: AbortSignal },
+  opts: { unitNames: string[]; signal: AbortSignal; updateRecovery?: boolean | undefined },
 ): Promise<RunRecord> {
   const { docker, kopia, log } = deps;
   let d = await discoverSelected(cfg, docker, opts.unitNames, log);
@@ -185,6 +186,8 @@ export async function runBackupJob(
       const total = calls.reduce((sum, c) => sum + c.ms, 0) / 1000;
       log.debug(`kopia: ${calls.length} process(es) opened the repository, ${total.toFixed(2)}s in all`);
     }
+    // One disaster-recovery bundle per run (not per unit), when asked; never fails the run.
+    if (!rec.interrupted) await updateRecoveryBundleAfterRun(cfg, kopia, log, opts.updateRecovery);
     return rec;
   } finally {
     await lock.release();

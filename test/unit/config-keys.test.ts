@@ -97,6 +97,9 @@ void describe('the key table', () => {
     } = {
       kopia: {
         repositoryPath: true,
+        backend: true,
+        backendSecrets: true,
+        credentialsFile: true,
         password: true,
         passwordFile: true,
         compression: true,
@@ -132,7 +135,7 @@ void describe('the key table', () => {
       const actual = Object.keys(cfg[section as keyof typeof fields]).sort();
       assert.deepEqual(actual, Object.keys(names).sort(), `Config.${section}`);
     }
-    const optional = new Set(['passwordFile', 'preBackupHook', 'postBackupHook']);
+    const optional = new Set(['passwordFile', 'credentialsFile', 'preBackupHook', 'postBackupHook']);
     for (const [section, names] of Object.entries(fields)) {
       const values = cfg[section as keyof typeof fields] as unknown as Record<string, unknown>;
       for (const name of Object.keys(names)) {

@@ -169,7 +169,7 @@ void describe("the original's later, JSON-era configuration", () => {
       err.message,
       `${file}:4: [credentials] (a section of the original kopi-docka) is not supported`,
     );
-    assert.match(err.hint ?? '', /repository_path/);
+    assert.match(err.hint ?? '', /backend|credentials_file/);
   });
 
   void it('a config.json is refused as JSON, pointing at the migration notes', async () => {
@@ -225,7 +225,7 @@ void describe("the original's spellings of values", () => {
       err.message,
       `${file}:2: [kopia] repository_path: expected an absolute path (starting with /), found "b2://my-backup-bucket/kopia"`,
     );
-    assert.match(err.hint ?? '', /filesystem repositories only.*mount the storage/);
+    assert.match(err.hint ?? '', /backend = s3.*docs\/configuration.md/);
     const tilde = await refused('[kopia]\nrepository_path = ~/kopia\npassword = x\n');
     assert.match(tilde.err.hint ?? '', /"~" is not expanded/);
   });

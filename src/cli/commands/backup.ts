@@ -142,14 +142,13 @@ export function register(program: Command): void {
       [] as string[],
     )
     .option('--json', 'print the plan (dry-run) or the run summary as JSON')
+    .option(
+      '--update-recovery',
+      'after the run, write a disaster-recovery bundle (as update_recovery_bundle = true)',
+    )
     .action(async (opts, cmd) => {
       const ctx = createContext(globalsOf(cmd), opts.json);
       const cfg = await ctx.config();
-      if (cfg.backup.updateRecoveryBundle) {
-        ctx.log.warn(
-          'update_recovery_bundle is set, but disaster-recovery bundles are not available in this version yet',
-        );
-      }
       try {
         if (opts.dryRun) {
           const { plan, preflight } = await planBackupRun(
@@ -174,7 +173,7 @@ export function register(program: Command): void {
           return runBackupAndNotify(
             cfg,
             { docker: ctx.docker(), kopia: ctx.kopia(), log: ctx.log, progress },
-            { unitNames: opts.unit, signal },
+            { unitNames: opts.unit, signal, updateRecovery: opts.updateRecovery },
           ).finally(() => (ctx.log.around = undefined));
         });
         if (ctx.out.json) ctx.out.data(rec);

@@ -13,6 +13,7 @@ import {
   runChecks,
   type CheckItem,
   type DockerFacts,
+  type RepositoryFacts,
 } from '../../pipeline/preflight.js';
 import { readJournal } from '../../pipeline/journal.js';
 import { processAlive } from '../../pipeline/lock.js';
@@ -84,6 +85,34 @@ async function freeSpace(path: string): Promise<{ free: number; at: string } | u
   }
 }
 
+/**
+ * The backend line: which repository (no secrets), whether its storage answered, and the latency —
+ * the wall time of `kopia repository status --json`, which reads the repository's format blob from
+ * the storage. WARN (never FAIL: the repository line already fails) when it did not answer.
+ */
+export function backendFinding(r: RepositoryFacts): Finding {
+  if (!r.connected) {
+    return {
+      check: 'backend',
+      level: 'WARN',
+      detail: `${r.backend}: not asked (not connected)`,
+      hint: 'run `kopi-docka init`',
+    };
+  }
+  return r.reachable
+    ? {
+        check: 'backend',
+        level: 'OK',
+        detail: `${r.backend}: reachable, repository status in ${r.latencyMs} ms`,
+      }
+    : {
+        check: 'backend',
+        level: 'WARN',
+        detail: `${r.backend}: no answer from the repository (after ${r.latencyMs} ms)`,
+        hint: 'see the repository line; check the network, the credentials and `[kopia] backend` keys',
+      };
+}
+
 async function toolVersion(argv: string[]): Promise<string | undefined> {
   try {
     const r = await run(argv, { timeoutMs: 10_000 });
@@ -135,6 +164,7 @@ async function diagnose(cfg: Config, kopia: Kopia): Promise<{ findings: Finding[
           : 'FAIL';
     f.push({ check: c.name, level, detail: c.detail, ...(c.hint === undefined ? {} : { hint: c.hint }) });
     if (c.docker) f.push(...dockerFindings(c.docker));
+    if (c.repository) f.push(backendFinding(c.repository));
     if (c.name === 'docker') f.push(composeFinding(compose));
   }
   if (checks.some((c) => c.name === 'kopia' && c.ok)) {
@@ -156,10 +186,10 @@ async function diagnose(cfg: Config, kopia: Kopia): Promise<{ findings: Finding[
     }
   }
 
-  for (const [what, path] of [
-    ['repository space', cfg.kopia.repositoryPath],
-    ['cache space', cfg.kopia.cacheDirectory],
-  ] as const) {
+  // Free space is a local question only for a filesystem repository; a bucket or server says "full" itself.
+  const spaces: [string, string][] = [['cache space', cfg.kopia.cacheDirectory]];
+  if (kopia.backend.kind === 'filesystem') spaces.unshift(['repository space', cfg.kopia.repositoryPath]);
+  for (const [what, path] of spaces) {
     const s = await freeSpace(path);
     if (!s) f.push({ check: what, level: 'WARN', detail: `cannot stat ${path}` });
     else {
@@ -199,7 +229,7 @@ export function register(program: Command): void {
   program
     .command('doctor')
     .description(
-      'check Docker (engine, API, storage driver), Compose, Kopia, tools, config, repository, free space and lock; OK / WARN / FAIL each',
+      'check Docker (engine, API, storage driver), Compose, Kopia, tools, config, repository (backend, reachability, latency), free space and lock; OK / WARN / FAIL each',
     )
     .option('--json', 'print the findings as JSON')
     .action(async (opts, cmd) => {

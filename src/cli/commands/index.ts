@@ -11,8 +11,10 @@ import * as restore from './restore.js';
 import * as writeUnits from './write-units.js';
 import * as notify from './notify.js';
 import * as daemon from './daemon.js';
+import * as disasterRecovery from './disaster-recovery.js';
 
 export function registerCommands(program: Command): void {
   for (const m of [init, check, doctor, list, config, backup, recover, restore, writeUnits, notify, daemon])
     m.register(program);
+  disasterRecovery.register(program);
 }
