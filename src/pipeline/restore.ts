@@ -408,10 +408,20 @@ export async function loadRestorePoints(kopia: Kopia, host: string | undefined):
  */
 export async function assertConnected(kopia: Kopia, repository: string): Promise<void> {
   await kopia.assertSupported();
-  if (!(await kopia.status())) {
-    throw new KopiDockaError(`not connected to the repository at ${repository}`, {
+  const st = await kopia.status();
+  if (!st) {
+    throw new KopiDockaError(`not connected to the repository ${repository}`, {
       exitCode: ExitCode.REPOSITORY,
-      hint: 'run `kopi-docka init` with the repository settings (on a new host: the same repository_path and password)',
+      hint: 'run `kopi-docka init` with the repository settings (on a new host: the same repository settings and password)',
+    });
+  }
+  // Restore points are read from the configured repository only, never from whatever Kopia's config
+  // happens to be connected to.
+  const check = await kopia.connectionCheck(st);
+  if (check.state !== 'same') {
+    throw new KopiDockaError(check.message, {
+      exitCode: ExitCode.REPOSITORY,
+      hint: 'run `kopi-docka init` to connect to the configured repository',
     });
   }
 }

@@ -26,6 +26,19 @@ const EXPECTED_FIGURES = [
   'scale.dry-run',
   'memory.direct',
   'memory.tar',
+  // The warm pass (#14) at the smoke sizes: 4 MiB and 16 MiB units.
+  ...['4194304', '16777216'].flatMap((size) => [
+    `warm.changed.${size}`,
+    `warm.command.first.${size}`,
+    `warm.command.unchanged.${size}`,
+    `warm.first.${size}.never-vs-floor`,
+    `warm.first.${size}.warm-vs-floor`,
+    `warm.first.${size}.warm-vs-never`,
+    `warm.kopia.first-never.${size}`,
+    `warm.kopia.first.${size}`,
+    `warm.kopia.unchanged.${size}`,
+  ]),
+  'warm.first.4194304.tar-warm-vs-never',
 ];
 
 interface Measure {

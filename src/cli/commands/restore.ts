@@ -1,5 +1,7 @@
 import { join, relative } from 'node:path';
 import type { Command } from '@commander-js/extra-typings';
+import { backendOf } from '../../config/keys-repository.js';
+import { describeBackend } from '../../core/repository-backend.js';
 import { detectCompose, type ComposeDetection } from '../../adapters/compose.js';
 import { knownPoints, pickPoint, type RestorePoint } from '../../core/restore-points.js';
 import { restoreCaveats } from '../../core/restore-warnings.js';
@@ -160,7 +162,7 @@ async function printNextSteps(
 async function runRestore(ctx: Context, o: RestoreOpts, interactive: boolean): Promise<void> {
   const cfg = await ctx.config();
   const kopia = ctx.kopia();
-  await assertConnected(kopia, cfg.kopia.repositoryPath);
+  await assertConnected(kopia, describeBackend(backendOf(cfg.kopia)));
   // All units, so that an unknown --unit can be answered with the units that do exist.
   let points = await loadRestorePoints(kopia, o.allHosts ? undefined : (o.host ?? cfg.kopia.hostname));
 

@@ -21,6 +21,7 @@ import { renderUnits, UnitSpecError, type UnitSpec } from '../../core/systemd-un
 import { ConfigError, UsageError } from '../../errors.js';
 import { exists, writeFileAtomic } from '../../fsutil.js';
 import { createContext, exitState, globalsOf } from '../context.js';
+import { backendOf } from '../../config/keys-repository.js';
 
 export const DEFAULT_UNIT_DIR = '/etc/systemd/system';
 const DEFAULT_DOCKER_SOCKET = '/var/run/docker.sock';
@@ -89,7 +90,9 @@ export async function planUnits(
   const createDirs = [cfg.stateDir, cfg.kopia.cacheDirectory, path.dirname(cfg.kopia.kopiaConfigFile)];
   createDirs.push(cfg.backup.backupBasePath);
   if (cfg.backup.updateRecoveryBundle) createDirs.push(cfg.backup.recoveryBundlePath);
-  const writable = [...createDirs, cfg.kopia.repositoryPath];
+  // Only a filesystem repository is written on this host; other backends are reached over the network.
+  const backend = backendOf(cfg.kopia);
+  const writable = [...createDirs, ...(backend.kind === 'filesystem' ? [backend.path] : [])];
   const socketDir = await dockerSocketDir(facts.dockerHost);
   if (socketDir !== undefined) {
     if (await exists(socketDir)) writable.push(socketDir);
@@ -101,9 +104,9 @@ export async function planUnits(
       `PrivateTmp=yes gives the units their own /tmp and /var/tmp, so they will not see ${hidden.join(', ')}`,
     );
   }
-  if (!(await exists(cfg.kopia.repositoryPath))) {
+  if (backend.kind === 'filesystem' && !(await exists(backend.path))) {
     warnings.push(
-      `the repository ${cfg.kopia.repositoryPath} does not exist yet: run \`kopi-docka init\` before starting the units`,
+      `the repository ${backend.path} does not exist yet: run \`kopi-docka init\` before starting the units`,
     );
   }
   if (cfg.backup.preBackupHook !== undefined || cfg.backup.postBackupHook !== undefined) {
