@@ -17,6 +17,7 @@ import { ConfigError } from '../errors.js';
 import {
   DEFAULT_NOTIFICATION_TIMEOUT_SECONDS,
   scrub,
+  settingsProblem,
   settingsSecrets,
   type NotificationSettings,
   type NotifyOn,
@@ -254,25 +255,7 @@ export function checkNotificationSettings(
   file: string | undefined,
 ): NotificationSettings {
   const where = `${file ?? 'the configuration'}: [notifications]`;
-  const smtpAny = s.smtpHost !== undefined || s.smtpFrom !== undefined || s.smtpTo.length > 0;
-  if (smtpAny) {
-    for (const [key, set] of [
-      ['smtp_host', s.smtpHost !== undefined],
-      ['smtp_from', s.smtpFrom !== undefined],
-      ['smtp_to', s.smtpTo.length > 0],
-    ] as const) {
-      if (!set)
-        throw new ConfigError(`${where} ${key} is missing`, 'e-mail needs smtp_host, smtp_from and smtp_to');
-    }
-  }
-  if ((s.smtpUser === undefined) !== (s.smtpPassword === undefined)) {
-    throw new ConfigError(
-      `${where} smtp_user and smtp_password go together`,
-      'set both (SMTP login), or neither (a relay without login)',
-    );
-  }
-  if (s.ntfyToken !== undefined && s.ntfyUrl === undefined) {
-    throw new ConfigError(`${where} ntfy_token is set but ntfy_url is not`, 'set ntfy_url, the topic URL');
-  }
+  const problem = settingsProblem(s);
+  if (problem) throw new ConfigError(`${where} ${problem.message}`, problem.hint);
   return s;
 }

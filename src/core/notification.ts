@@ -16,6 +16,7 @@
  */
 import { ConfigError } from '../errors.js';
 import type { RunRecord, UnitStatus } from './run-record.js';
+import { formatBytes } from './bytes.js';
 
 export type NotifyOn = 'failure' | 'always';
 /** `starttls` (default, port 587: STARTTLS required), `tls` (implicit TLS, port 465), `none` (plain, local relay). */
@@ -169,6 +170,17 @@ export function parseNotificationSettings(
       }
     }
   }
+  const problem = settingsProblem(s);
+  if (problem) throw new ConfigError(`[notifications] ${problem.message}`, problem.hint);
+  return s;
+}
+
+/**
+ * What is wrong between the keys of a `[notifications]` section (each key alone being valid): e-mail
+ * needs host, from and to; an SMTP login needs user and password; a ntfy token needs its URL.
+ * Undefined when nothing is. The message names the key, without the section.
+ */
+export function settingsProblem(s: NotificationSettings): { message: string; hint: string } | undefined {
   const smtpAny = s.smtpHost !== undefined || s.smtpFrom !== undefined || s.smtpTo.length > 0;
   if (smtpAny) {
     for (const [key, set] of [
@@ -177,19 +189,19 @@ export function parseNotificationSettings(
       ['smtp_to', s.smtpTo.length > 0],
     ] as const) {
       if (!set)
-        throw new ConfigError(
-          `[notifications] ${key} is missing`,
-          'e-mail needs smtp_host, smtp_from and smtp_to',
-        );
+        return { message: `${key} is missing`, hint: 'e-mail needs smtp_host, smtp_from and smtp_to' };
     }
   }
   if ((s.smtpUser === undefined) !== (s.smtpPassword === undefined)) {
-    throw new ConfigError('[notifications] smtp_user and smtp_password go together');
+    return {
+      message: 'smtp_user and smtp_password go together',
+      hint: 'set both (SMTP login), or neither (a relay without login)',
+    };
   }
   if (s.ntfyToken !== undefined && s.ntfyUrl === undefined) {
-    throw new ConfigError('[notifications] ntfy_token is set but ntfy_url is not');
+    return { message: 'ntfy_token is set but ntfy_url is not', hint: 'set ntfy_url, the topic URL' };
   }
-  return s;
+  return undefined;
 }
 
 export type Channel = 'webhook' | 'ntfy' | 'email' | 'heartbeat';
@@ -349,17 +361,6 @@ export function scrub(text: string, secrets: readonly string[]): string {
   return out;
 }
 
-function humanBytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let v = n;
-  let i = 0;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return `${i === 0 ? String(v) : v.toFixed(1)} ${units[i] ?? 'B'}`;
-}
-
 function durationSec(a: string, b: string): number {
   const d = (Date.parse(b) - Date.parse(a)) / 1000;
   return Number.isFinite(d) && d > 0 ? Math.round(d) : 0;
@@ -412,7 +413,7 @@ export function buildMessage(
   if (s.interrupted !== undefined) lines.push(`interrupted by ${s.interrupted}`);
   if (units.length > 0) lines.push('', 'units:');
   for (const u of units) {
-    const detail = u.status === 'ok' ? `down ${u.downtimeSec} s, ${humanBytes(u.bytes)}` : (u.error ?? '');
+    const detail = u.status === 'ok' ? `down ${u.downtimeSec} s, ${formatBytes(u.bytes)}` : (u.error ?? '');
     lines.push(`  ${u.status.toUpperCase().padEnd(7)} ${u.unit}${detail ? `  ${detail}` : ''}`);
     for (const w of u.warnings) lines.push(`          warning: ${w}`);
   }

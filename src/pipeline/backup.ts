@@ -6,13 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { readFile, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import {
-  normalizeSource,
-  tagsOf,
-  type DesiredPolicy,
-  type Kopia,
-  type SnapshotManifest,
-} from '../adapters/kopia.js';
+import { type DesiredPolicy, type Kopia, type SnapshotManifest } from '../adapters/kopia.js';
 import type { Logger } from '../core/log.js';
 import type { Config } from '../config/types.js';
 import type { Unit } from '../core/model.js';
@@ -53,7 +47,7 @@ import type { RunRecord, UnitRecord } from './history.js';
 import { prepareRecipeDir, stageProjectFiles, writeInspects, writeManifest } from './recipe.js';
 import { RECIPE_MANIFEST_FORMAT } from '../core/recipe-manifest.js';
 import { walkTree } from './walk.js';
-import { deleteWarm, previousFacts, warmPass } from './warm.js';
+import { bySource, deleteWarm, previousFacts, warmPass } from './warm.js';
 
 export interface BackupDeps {
   /** kopi-docka's state directory (journal, staging). */
@@ -135,48 +129,6 @@ export async function measureSources(plan: Plan): Promise<void> {
 
 /** A size lookup is a cheap read: it must not hold the run up for long. */
 const PREVIOUS_LOOKUP_TIMEOUT_MS = 120_000;
-
-/**
- * The size facts of each source's latest complete snapshot from another restore point, by source
- * key: one `kopia snapshot list --tags=unit:<unit>` for the whole unit (each kopia process opens the
- * repository anew), matched to the sources by their Kopia source. Run before anything is stopped: the
- * round-trip must not add downtime. A source never snapshotted before has no entry.
- *
- * @throws KopiaError when Kopia cannot list (the caller logs it and skips the comparison).
- */
-export async function previousSizes(
-  kopia: Kopia,
-  unit: string,
-  sources: readonly PlannedSource[],
-  sourceIdOf: (kopiaPath: string) => string,
-  backupId: string,
-  signal: AbortSignal,
-): Promise<Map<string, SizeFacts>> {
-  const out = new Map<string, SizeFacts>();
-  if (sources.length === 0) return out;
-  const keyOf = new Map(sources.map((s) => [normalizeSource(sourceIdOf(s.kopiaPath)), s.key]));
-  const list = await kopia.snapshotList({ tags: { unit }, timeoutMs: PREVIOUS_LOOKUP_TIMEOUT_MS, signal });
-  const best = new Map<string, { at: number; facts: SizeFacts }>();
-  for (const m of list) {
-    const key = keyOf.get(`${m.source.userName}@${m.source.host}:${m.source.path}`);
-    const tags = tagsOf(m);
-    if (key === undefined || m.incomplete || tags.backup_id === backupId) continue;
-    const at = Date.parse(m.startTime);
-    const seen = best.get(key);
-    if (seen && !(at > seen.at)) continue;
-    best.set(key, {
-      at,
-      facts: {
-        sizeBytes: m.rootEntry.summ?.size ?? m.rootEntry.size ?? 0,
-        files: m.rootEntry.summ?.files ?? 0,
-        format: tags.format === 'tar' ? 'tar' : 'dir',
-        backupId: tags.backup_id,
-      },
-    });
-  }
-  for (const [key, b] of best) out.set(key, b.facts);
-  return out;
-}
 
 /**
  * Refuses to snapshot a source that had files when measured (containers running) and is an empty
@@ -352,13 +304,18 @@ async function prepareUnit(x: UnitRunContext, recipeDir: string): Promise<Prepar
   const { deps, plan, up, unit, signal } = x;
   const { kopia, log, docker, shared } = deps;
   if (!shared?.policiesEnsured) await ensureUnitPolicies(deps, plan, up);
-  const source = (p: string) => sourceId(plan.user, plan.host, p);
-  const previous = shared?.history
-    ? previousFacts(plan, up, shared.history)
-    : await previousSizes(kopia, up.unit, up.sources, source, plan.backupId, signal).catch((err: unknown) => {
-        log.warn(`${up.unit}: cannot read the previous snapshot sizes to compare: ${errorMessage(err)}`);
-        return new Map<string, SizeFacts>();
-      });
+  // Without the run's one listing: this unit's snapshots (one `kopia snapshot list --tags=unit:U`).
+  const history =
+    shared?.history ??
+    (up.sources.length === 0
+      ? new Map<string, SnapshotManifest[]>()
+      : await kopia
+          .snapshotList({ tags: { unit: up.unit }, timeoutMs: PREVIOUS_LOOKUP_TIMEOUT_MS, signal })
+          .then(bySource, (err: unknown) => {
+            log.warn(`${up.unit}: cannot read the previous snapshot sizes to compare: ${errorMessage(err)}`);
+            return new Map<string, SnapshotManifest[]>();
+          }));
+  const previous = previousFacts(plan, up, history);
   await prepareRecipeDir(recipeDir);
   const project = await stageProjectFiles(recipeDir, up);
   const digests = new Map<string, string[]>();
