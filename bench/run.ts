@@ -1,7 +1,7 @@
 /**
  * kopi-docka benchmarks — one command: `npm run bench` (full size) or `npm run bench:smoke`.
  *
- *   node --import tsx bench/run.ts [--smoke] [--reps N] [--only unit,scale,memory,warm]
+ *   node --import tsx bench/run.ts [--smoke] [--reps N] [--only unit,scale,memory,warm,original]
  *                                  [--results-dir DIR] [--cli dist/main.js] [--tmp DIR]
  *
  * Measures every figure next to its baseline in the same run on the same data (see docs/BENCHMARKS.md),
@@ -30,12 +30,13 @@ import { describeMachine, machineMarkdown, type Machine } from './lib/machine.js
 import { exec, killAllChildren } from './lib/proc.js';
 import { markdownTable, type Figure } from './lib/report.js';
 import { memoryScenario } from './scenarios/memory.js';
+import { originalScenario } from './scenarios/original.js';
 import { scaleScenario } from './scenarios/scale.js';
 import { unitScenario } from './scenarios/unit.js';
 import { warmScenario } from './scenarios/warm.js';
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const SCENARIOS = ['unit', 'scale', 'memory', 'warm'] as const;
+const SCENARIOS = ['unit', 'scale', 'memory', 'warm', 'original'] as const;
 type ScenarioName = (typeof SCENARIOS)[number];
 
 export interface BenchResults {
@@ -173,6 +174,7 @@ async function main(): Promise<number> {
         if (name === 'unit') r = await unitScenario(ctx, resolved.volumeMode);
         else if (name === 'scale') r = await scaleScenario(ctx);
         else if (name === 'warm') r = await warmScenario(ctx);
+        else if (name === 'original') r = await originalScenario(ctx);
         else r = await memoryScenario(ctx);
         figures.push(...r.figures);
         details[name] = r.details;

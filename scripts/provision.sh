@@ -2,7 +2,7 @@
 # Provision what kopi-docka's test suite and quickstart need on a Debian machine. Idempotent: every
 # step checks first and only acts on what is missing, so a second run takes a few seconds.
 #
-#   1. Debian packages: docker.io docker-compose busybox-static openssl acl attr tar util-linux
+#   1. Debian packages: docker.io docker-compose busybox-static openssl acl attr tar util-linux python3-venv …
 #   2. a Docker daemon that answers (starts `dockerd` in the background when nothing listens)
 #   3. kopia $KOPIA_VERSION (scripts/versions.env) as /usr/local/bin/kopia — from PATH, the cache,
 #      or built from source with Go
@@ -118,8 +118,9 @@ fi
 # 1. Debian packages
 # ---------------------------------------------------------------------------------------------------
 # systemd: systemd-analyze (verify the generated units) and systemd-notify (sd_notify); python3: the
-# tests' unix datagram listener for NOTIFY_SOCKET.
-PACKAGES=(docker.io docker-compose busybox-static openssl acl attr tar util-linux systemd python3)
+# tests' unix datagram listener for NOTIFY_SOCKET; python3-venv: the benchmark's virtualenv for the
+# original kopi-docka (bench/lib/original.ts).
+PACKAGES=(docker.io docker-compose busybox-static openssl acl attr tar util-linux systemd python3 python3-venv)
 
 pkg_installed() {
   dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q '^install ok installed$'

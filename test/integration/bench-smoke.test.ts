@@ -39,6 +39,8 @@ const EXPECTED_FIGURES = [
     `warm.kopia.unchanged.${size}`,
   ]),
   'warm.first.4194304.tar-warm-vs-never',
+  // Side by side with the original kopi-docka (Python, from PyPI).
+  ...['first', 'second'].flatMap((p) => [`original.${p}.wall`, `original.${p}.downtime`]),
 ];
 
 interface Measure {
@@ -105,13 +107,13 @@ function runBench(
 
 it(
   'bench: the smoke-sized harness measures every figure with its baseline and cleans up',
-  { timeout: 300_000 },
+  { timeout: 600_000 },
   async (t) => {
     const resultsDir = await makeTempDir('bench-results');
     registerCleanup(t, () => rm(resultsDir, { recursive: true, force: true }));
     const before = await benchResources();
 
-    const r = await runBench(['--smoke', '--results-dir', resultsDir, '--cli', CLI_PATH], 240_000);
+    const r = await runBench(['--smoke', '--results-dir', resultsDir, '--cli', CLI_PATH], 540_000);
     const why = `exit ${String(r.code)}\n--- stdout\n${r.stdout.slice(-3000)}\n--- stderr\n${r.stderr.slice(-4000)}`;
     assert.equal(r.code, 0, why);
 
@@ -151,6 +153,8 @@ it(
       'restore.data',
       'scale.list-units',
       'memory.direct',
+      'original.first.wall',
+      'original.second.downtime',
     ]) {
       assert.ok(targeted.has(id), `target evaluated: ${id}`);
     }
