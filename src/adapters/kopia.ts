@@ -1011,19 +1011,22 @@ export class Kopia {
   /**
    * ensurePolicy for several targets with one `policy list` to read them all (every kopia call opens
    * the repository, so per-target reads cost seconds per unit). Returns how many were written.
+   * `defined`: that listing, read beforehand (a run reads it beside its pre-flight and writes only
+   * once the pre-flight has passed); then only the writes and their verifying list are made here.
    */
   async ensurePolicies(
     items: readonly { target: string; desired: DesiredPolicy }[],
     opts: CallOptions = {},
+    defined?: readonly DefinedPolicy[],
   ): Promise<number> {
-    const find = (list: DefinedPolicy[], target: string) => {
+    const find = (list: readonly DefinedPolicy[], target: string) => {
       const want = policyTargetOf(target);
       return list.find(
         (p) =>
           p.target.host === want.host && p.target.userName === want.userName && p.target.path === want.path,
       );
     };
-    const before = await this.policyList(opts);
+    const before = defined ?? (await this.policyList(opts));
     // Targets needing the same change share one `policy set` (it takes several targets): each call
     // opens the repository, which costs a key derivation.
     const groups = new Map<string, { flags: string[]; targets: string[] }>();

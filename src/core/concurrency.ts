@@ -36,3 +36,9 @@ export async function mapLimit<T, R>(
     return r.value;
   });
 }
+
+/** The value of a settled outcome, or its failure thrown again. */
+export function settledValue<T>(r: PromiseSettledResult<T>): T {
+  if (r.status === 'rejected') throw r.reason;
+  return r.value;
+}

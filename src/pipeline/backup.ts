@@ -6,7 +6,12 @@
 import { randomUUID } from 'node:crypto';
 import { readFile, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type DesiredPolicy, type Kopia, type SnapshotManifest } from '../adapters/kopia.js';
+import {
+  type DefinedPolicy,
+  type DesiredPolicy,
+  type Kopia,
+  type SnapshotManifest,
+} from '../adapters/kopia.js';
 import type { Logger } from '../core/log.js';
 import type { Config } from '../config/types.js';
 import type { Unit } from '../core/model.js';
@@ -30,7 +35,7 @@ import {
 import { KopiDockaError, errorMessage } from '../errors.js';
 import { run } from '../adapters/process.js';
 import { VERSION } from '../version.js';
-import { mapSettled } from '../core/concurrency.js';
+import { mapSettled, settledValue } from '../core/concurrency.js';
 import {
   forceKilledWarning,
   runningAgain,
@@ -191,17 +196,32 @@ async function ensureUnitPolicies(deps: BackupDeps, plan: Plan, up: UnitPlan): P
 }
 
 /**
- * Every planned unit's policies with one `kopia policy list`, one `kopia policy set` per distinct
- * change and (only when something was written) one verifying `policy list` — instead of that per unit.
- * Run before any unit is stopped.
+ * The read half of ensureRunPolicies: the policies defined in the repository (one `kopia policy list`),
+ * or undefined when no unit needs one. Read-only, so a run makes it beside its pre-flight (run.ts).
+ */
+export async function readRunPolicies(kopia: Kopia, plan: Plan): Promise<DefinedPolicy[] | undefined> {
+  const items = plan.units.flatMap((up) => unitPolicyItems(plan, up));
+  return items.length === 0 ? undefined : kopia.policyList();
+}
+
+/**
+ * Every planned unit's policies from the one `kopia policy list` readRunPolicies made (`defined`, maybe
+ * a failure), with one `kopia policy set` per distinct change and (only when something was written)
+ * one verifying `policy list` — instead of that per unit. The write half: run once the pre-flight has
+ * passed and before any unit is stopped.
  *
  * @returns whether it worked; when not (logged), each unit ensures its own and fails on its own.
  */
-export async function ensureRunPolicies(kopia: Kopia, plan: Plan, log: Logger): Promise<boolean> {
+export async function ensureRunPolicies(
+  kopia: Kopia,
+  plan: Plan,
+  log: Logger,
+  defined: PromiseSettledResult<DefinedPolicy[] | undefined>,
+): Promise<boolean> {
   const items = plan.units.flatMap((up) => unitPolicyItems(plan, up));
   if (items.length === 0) return true;
   try {
-    await kopia.ensurePolicies(items);
+    await kopia.ensurePolicies(items, {}, settledValue(defined));
     return true;
   } catch (err) {
     log.warn(
@@ -237,9 +257,14 @@ export interface UnitRunContext {
 interface Down {
   outcome: StopOutcome;
   /**
-   * Start again exactly what was stopped (in the plan's start order), warn about anything something
-   * else started meanwhile, clear the unit's journal once all are back. Never throws; returns the
-   * containers that did not come back (`<container>: <why>`).
+   * Warn (log and `rec.warnings`) about stopped containers something else started meanwhile. Looked at
+   * once, before anything is started; restart() does it when it has not been done. Never throws.
+   */
+  noteStartedElsewhere(): Promise<void>;
+  /**
+   * Start again exactly what was stopped (in the plan's start order), after noteStartedElsewhere, and
+   * clear the unit's journal once all are back. Never throws; returns the containers that did not
+   * come back (`<container>: <why>`).
    */
   restart(): Promise<string[]>;
   /** Seconds the unit was down (0.1 s resolution), once restarted; 0 when nothing was stopped. */
@@ -266,10 +291,9 @@ async function stopUnit(x: UnitRunContext, rec: UnitRecord): Promise<Down> {
   let downtimeSec = 0;
   const outcome = await stopContainers(docker, up.stop, log);
   for (const r of outcome.records) if (r.forceKilled) rec.warnings.push(forceKilledWarning(r));
-  return {
-    outcome,
-    downtimeSec: () => downtimeSec,
-    async restart() {
+  let noted: Promise<void> | undefined;
+  const noteStartedElsewhere = () =>
+    (noted ??= (async () => {
       // Docker never restarts a container stopped through the API, but a supervisor or a person may:
       // then the snapshot was taken while it ran.
       for (const s of await runningAgain(docker, outcome.stopped)) {
@@ -277,6 +301,13 @@ async function stopUnit(x: UnitRunContext, rec: UnitRecord): Promise<Down> {
         log.warn(`${up.unit}: ${w}`);
         rec.warnings.push(w);
       }
+    })());
+  return {
+    outcome,
+    downtimeSec: () => downtimeSec,
+    noteStartedElsewhere,
+    async restart() {
+      await noteStartedElsewhere();
       const stoppedIds = new Set(outcome.stopped.map((s) => s.id));
       const problems = await startContainers(
         docker,
@@ -473,8 +504,34 @@ async function snapshotRecipe(
 }
 
 /**
- * One unit: prepare (hook, policies, recipe files) → stop → snapshot the data → start again (always)
- * → recipe snapshot → post hook. Never throws: what went wrong is in the record (status `failed`).
+ * Start the unit's containers again and, when `recipe` is given, take the recipe snapshot at the same
+ * time. That snapshot reads only the staged recipe directory, never the unit's data, so it needs no
+ * downtime — and beside the restart, the run no longer waits for one more kopia process (a repository
+ * open) after it. The restart neither waits for the recipe nor is cancelled by it: a recipe failure
+ * comes back as a result once the containers have been started; only the run's signal aborts the
+ * recipe's kopia call.
+ */
+async function restartWithRecipe(
+  down: Down,
+  recipe: (() => Promise<void>) | undefined,
+): Promise<{ startProblems: string[]; recipe: PromiseSettledResult<void> | undefined }> {
+  if (recipe === undefined) return { startProblems: await down.restart(), recipe: undefined };
+  // The manifest lists the containers something else started while the data was snapshotted: look
+  // before it is written (a few inspects), as when the recipe came after the restart.
+  await down.noteStartedElsewhere();
+  const [started, taken] = await Promise.allSettled([down.restart(), recipe()]);
+  return {
+    // restart() never throws; were it to, whether the containers are back is unknown: a start problem.
+    startProblems:
+      started.status === 'fulfilled' ? started.value : [`starting: ${errorMessage(started.reason)}`],
+    recipe: taken,
+  };
+}
+
+/**
+ * One unit: prepare (hook, policies, recipe files) → stop → snapshot the data → start again (always),
+ * with the recipe snapshot alongside → post hook. Never throws: what went wrong is in the record
+ * (status `failed`).
  */
 export async function backupUnit(x: UnitRunContext): Promise<UnitRecord> {
   const { deps, plan, up, signal } = x;
@@ -509,27 +566,34 @@ export async function backupUnit(x: UnitRunContext): Promise<UnitRecord> {
       return rec;
     }
     const down = await stopUnit(x, rec);
-    let snapshots: DataSnapshot[] = [];
-    let startProblems: string[];
+    const ready = prepared;
+    // The recipe snapshot to take beside the restart: set only once every data source is snapshotted.
+    let recipe: (() => Promise<void>) | undefined;
+    let after: Awaited<ReturnType<typeof restartWithRecipe>>;
     try {
       if (down.outcome.error) throw down.outcome.error;
-      snapshots = await snapshotData(x, rec, recipeDir, prepared.previous, fail);
+      const snapshots = await snapshotData(x, rec, recipeDir, prepared.previous, fail);
+      // No recipe after a signal (what was snapshotted before it is not a restore point), nor when a
+      // source failed (the restore point stays incomplete, so it is never mistaken for a good one).
+      // The manifest needs only the data snapshots and the stop records: both are known now.
+      if (!signal.aborted && !(rec.status === 'failed' && snapshots.length < up.sources.length)) {
+        recipe = () => snapshotRecipe(x, rec, recipeDir, ready, snapshots, down.outcome.records);
+      }
     } finally {
-      startProblems = await down.restart();
+      after = await restartWithRecipe(down, recipe);
       rec.downtimeSec = down.downtimeSec();
     }
-    for (const p of startProblems) fail(`not back in service after the backup: ${p}`);
+    for (const p of after.startProblems) fail(`not back in service after the backup: ${p}`);
     if (signal.aborted) {
-      // No recipe: what was snapshotted before the signal is not a restore point.
-      const back = down.outcome.stopped.length > 0 && startProblems.length === 0;
+      // No complete restore point: a recipe snapshot still running was aborted by the same signal.
+      const back = down.outcome.stopped.length > 0 && after.startProblems.length === 0;
       fail(`interrupted by ${String(signal.reason)}${back ? '; its containers were started again' : ''}`);
       return rec;
     }
-    if (rec.status === 'failed' && snapshots.length < up.sources.length) {
-      // No recipe: the restore point stays incomplete, so it is never mistaken for a good one.
-      return rec;
-    }
-    await snapshotRecipe(x, rec, recipeDir, prepared, snapshots, down.outcome.records);
+    // No recipe was taken (a data source failed, see above).
+    if (after.recipe === undefined) return rec;
+    // A failed recipe snapshot fails the unit (below), now that its containers are started again.
+    settledValue(after.recipe);
     await runHook(plan.run.postBackupHook, 'post-backup', up.unit, plan.backupId, signal).catch(
       (err: unknown) => fail(errorMessage(err)),
     );

@@ -3,8 +3,9 @@
  * and adapters in, a run record out. The command only parses flags and prints.
  *
  * Order: run lock → staging of a killed run cleared → its journal replayed (containers it left stopped
- * started again) → pre-flight (nothing is stopped unless the repository is there and writable) →
- * backup_id → plan → units one at a time (pipeline/backup.ts) → history → maintenance.
+ * started again) → backup_id → plan → pre-flight beside the run-wide reads (nothing is written or
+ * stopped unless the repository is there and writable) → policies → units one at a time
+ * (pipeline/backup.ts) → history → maintenance.
  */
 import type { DockerClient } from '../adapters/docker.js';
 import type { Kopia } from '../adapters/kopia.js';
@@ -20,6 +21,7 @@ import {
   measureSources,
   planFor,
   readLastBackupId,
+  readRunPolicies,
   runBackup,
   writeLastBackupId,
   type BackupDeps,
@@ -32,7 +34,8 @@ import { assertReady, decisiveChecks, runChecks, type CheckItem } from './prefli
 import { describeReplay, replayJournal } from './recover.js';
 import { bySource, deleteWarm, listHistory, planWarm, staleWarmIds } from './warm.js';
 import { isWarmTags } from '../core/warm.js';
-import { tagsOf } from '../adapters/kopia.js';
+import { tagsOf, type MaintenanceInfo, type SnapshotManifest } from '../adapters/kopia.js';
+import { settledValue } from '../core/concurrency.js';
 import { updateRecoveryBundleAfterRun } from './disaster-recovery.js';
 
 export interface RunDeps {
@@ -93,6 +96,81 @@ export async function planBackupRun(
   return { plan, preflight };
 }
 
+/** What startRun read for the whole run, and whether the units' policies are in place. */
+export interface RunStart {
+  /** Every snapshot of this identity, warm ones included; undefined when Kopia could not list (logged). */
+  listed: SnapshotManifest[] | undefined;
+  /** ensureRunPolicies worked: the units need not ensure their own. */
+  policiesEnsured: boolean;
+  /** The maintenance schedule (for the end of the run); undefined when it could not be read. */
+  info: MaintenanceInfo | undefined;
+}
+
+/**
+ * A logger that keeps what it is told until `release()` (dropped when never released). The reads run
+ * beside the pre-flight: when it fails, its verdict alone is reported (as when it ran first), not the
+ * reads' failures that the same cause explains.
+ */
+function heldLogger(log: Logger): { log: Logger; release(): void } {
+  const held: (() => void)[] = [];
+  return {
+    log: {
+      level: log.level,
+      debug: (m) => held.push(() => log.debug(m)),
+      info: (m) => held.push(() => log.info(m)),
+      warn: (m) => held.push(() => log.warn(m)),
+      error: (m) => held.push(() => log.error(m)),
+    },
+    release: () => held.splice(0).forEach((write) => write()),
+  };
+}
+
+/**
+ * The pre-flight and the reads every unit needs, at the same time — each kopia process spends most of
+ * its ~0.3 s opening the repository, which the cores do side by side: the snapshot history (previous
+ * sizes, warm-pass decisions, stale warm snapshots), the defined policies, the maintenance schedule
+ * (used at the end) and the size walk of the sources. All of them are read-only. Only once the
+ * pre-flight has passed is anything written: the units' policies, and the removal of warm snapshots a
+ * crashed run left behind.
+ *
+ * @throws the pre-flight's verdict (assertReady: its exit code and hint) whatever the reads did —
+ *   nothing has been written then.
+ */
+export async function startRun(
+  deps: { kopia: Kopia; log: Logger },
+  plan: Plan,
+  signal: AbortSignal,
+  preflight: () => Promise<CheckItem[]>,
+): Promise<RunStart> {
+  const { kopia, log } = deps;
+  const reads = heldLogger(log);
+  // allSettled: every promise is awaited (no rejection goes unhandled) and a failed read cannot hide
+  // the pre-flight's verdict.
+  const [checks, listed, defined, info, measured] = await Promise.allSettled([
+    preflight(),
+    listHistory(kopia, reads.log, signal),
+    readRunPolicies(kopia, plan),
+    kopia.maintenanceInfo({ signal }),
+    measureSources(plan),
+  ]);
+  assertReady(settledValue(checks));
+  reads.release();
+  settledValue(measured);
+
+  const policiesEnsured = await ensureRunPolicies(kopia, plan, log, defined);
+  // Warm snapshots a crashed run left behind: never restore points, and they count in Kopia's
+  // retention until removed. Removed before any new one is made (one kopia call).
+  const stale = staleWarmIds(settledValue(listed) ?? []);
+  if (stale.length > 0 && (await deleteWarm(kopia, stale, log))) {
+    log.info(`removed ${stale.length} warm-pass snapshot(s) a previous run left behind`);
+  }
+  return {
+    listed: settledValue(listed),
+    policiesEnsured,
+    info: info.status === 'fulfilled' ? info.value : undefined,
+  };
+}
+
 /**
  * Run a backup of `unitNames` (all units when empty). `signal` aborts it: the running Kopia/tar calls
  * are stopped, containers this run stopped are started again, remaining units are skipped, and the
@@ -121,29 +199,15 @@ export async function runBackupJob(
       d = await discoverSelected(cfg, docker, opts.unitNames, log);
       if (d.unknown.length > 0) log.warn(`unit(s) gone since the run started: ${d.unknown.join(', ')}`);
     }
-    // Nothing is stopped unless every check `kopi-docka check` makes passes (the lock is ours now).
-    assertReady(decisiveChecks(await runChecks(cfg, kopia), cfg, { lock: false }));
-
     const backupId = nextBackupId(new Date(), await readLastBackupId(cfg.stateDir));
-    await writeLastBackupId(cfg.stateDir, backupId);
     const plan = planFor(cfg, d.selected, backupId, d.dockerRootDir, d.all);
     const { signal } = opts;
-    // Reads that every unit needs, once per run and at the same time (each kopia process spends most
-    // of its ~0.2 s opening the repository, which two cores do side by side): the snapshot history
-    // (previous sizes, warm-pass decisions, stale warm snapshots), every unit's policies, the
-    // maintenance schedule (used at the end), and the size walk of the sources.
-    const [listed, policiesEnsured, info] = await Promise.all([
-      listHistory(kopia, log, signal),
-      ensureRunPolicies(kopia, plan, log),
-      kopia.maintenanceInfo({ signal }).catch(() => undefined),
-      measureSources(plan),
-    ]);
-    // Warm snapshots a crashed run left behind: never restore points, and they count in Kopia's
-    // retention until removed. Removed before any new one is made (one kopia call).
-    const stale = staleWarmIds(listed ?? []);
-    if (stale.length > 0 && (await deleteWarm(kopia, stale, log))) {
-      log.info(`removed ${stale.length} warm-pass snapshot(s) a previous run left behind`);
-    }
+    // Nothing is written or stopped unless every check `kopi-docka check` makes passes (the lock is
+    // ours now); the run-wide reads are made at the same time.
+    const { listed, policiesEnsured, info } = await startRun({ kopia, log }, plan, signal, async () =>
+      decisiveChecks(await runChecks(cfg, kopia), cfg, { lock: false }),
+    );
+    await writeLastBackupId(cfg.stateDir, backupId);
     const history = listed?.filter((m) => !isWarmTags(tagsOf(m)));
     planWarm(plan, history, Date.now());
     log.info(`backup ${backupId}: ${plan.units.length} unit(s)`);
