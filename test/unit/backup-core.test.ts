@@ -11,6 +11,7 @@ import {
 import { bindPath, escapeSegment, recipePath, unescapeSegment, volumePath } from '../../src/core/sources.js';
 import { buildPlan, selectUnits, type PlanOptions } from '../../src/core/plan.js';
 import type { ContainerInfo, MountInfo, Unit } from '../../src/core/model.js';
+import { containerInfo, planOptions } from './fixtures.js';
 import type { Logger } from '../../src/core/log.js';
 import { startContainers, type ContainerControl } from '../../src/pipeline/containers.js';
 
@@ -84,48 +85,17 @@ function mount(p: Partial<MountInfo> & Pick<MountInfo, 'kind' | 'source' | 'dest
   return { name: undefined, readOnly: false, driver: undefined, ...p };
 }
 
-function container(p: Partial<ContainerInfo> & Pick<ContainerInfo, 'name'>): ContainerInfo {
-  return {
-    id: `id-${p.name}`,
-    image: 'img',
-    imageId: 'sha256:1',
-    state: 'running',
-    running: true,
-    hasHealthcheck: false,
-    stopTimeout: undefined,
-    labels: {},
-    mounts: [],
+// A service of the Compose project `web` in /srv/web.
+const container = (p: Partial<ContainerInfo> & Pick<ContainerInfo, 'name'>): ContainerInfo =>
+  containerInfo(p.name, {
     composeProject: 'web',
     composeService: p.name,
     composeWorkingDir: '/srv/web',
     composeConfigFiles: ['/srv/web/docker-compose.yml'],
-    dependsOn: [],
-    inspect: {},
     ...p,
-  };
-}
+  });
 
-const opts: PlanOptions = {
-  backupId: '2025-01-31T23-59-59Z',
-  host: 'h',
-  user: 'u',
-  volumeMode: 'direct',
-  parallelWorkers: 2,
-  excludePatterns: [],
-  stopTimeout: 30,
-  dockerRootDir: '/var/lib/docker',
-  repositoryPath: '/backup/repo',
-  run: {
-    tarDeterministicMtime: false,
-    taskTimeoutSec: 0,
-    stallTimeoutSec: 300,
-    startTimeoutSec: 60,
-    retention: { keepLatest: 1, keepHourly: 0, keepDaily: 0, keepWeekly: 0, keepMonthly: 0, keepAnnual: 0 },
-    compression: 'zstd',
-    preBackupHook: undefined,
-    postBackupHook: undefined,
-  },
-};
+const opts: PlanOptions = planOptions({ stopTimeout: 30 });
 
 test('plan: reverse dependency stop order, only running containers restarted, shared volume once, coverage', () => {
   const db = container({

@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { Logger } from '../../src/core/log.js';
 import type { ContainerInfo, MountInfo, Unit } from '../../src/core/model.js';
+import { containerInfo, planOptions } from './fixtures.js';
 import {
   COLLAPSE_MIN_BYTES,
   buildPlan,
@@ -34,27 +35,9 @@ import {
 
 const HEX64 = 'c11d21991ddd382e18e8671643860d9045df02c813d624f9440db9ff522b3415';
 
-function container(name: string, over: Partial<ContainerInfo> = {}): ContainerInfo {
-  return {
-    id: `${name}-0123456789abcdef`,
-    name,
-    image: 'img',
-    imageId: 'sha256:1',
-    state: 'running',
-    running: true,
-    hasHealthcheck: false,
-    stopTimeout: undefined,
-    labels: {},
-    mounts: [],
-    composeProject: undefined,
-    composeService: undefined,
-    composeWorkingDir: undefined,
-    composeConfigFiles: [],
-    dependsOn: [],
-    inspect: {},
-    ...over,
-  };
-}
+// Full-length ids, as Docker gives them (messages shorten them).
+const container = (name: string, over: Partial<ContainerInfo> = {}): ContainerInfo =>
+  containerInfo(name, { id: `${name}-0123456789abcdef`, ...over });
 
 function volume(name: string, over: Partial<MountInfo> = {}): MountInfo {
   return {
@@ -79,27 +62,7 @@ function standalone(c: ContainerInfo): Unit {
   };
 }
 
-const opts: PlanOptions = {
-  backupId: '2025-01-31T23-59-59Z',
-  host: 'h',
-  user: 'u',
-  volumeMode: 'direct',
-  parallelWorkers: 2,
-  excludePatterns: [],
-  stopTimeout: 10,
-  dockerRootDir: '/var/lib/docker',
-  repositoryPath: '/backup/repo',
-  run: {
-    tarDeterministicMtime: false,
-    taskTimeoutSec: 0,
-    stallTimeoutSec: 300,
-    startTimeoutSec: 60,
-    retention: { keepLatest: 1, keepHourly: 0, keepDaily: 0, keepWeekly: 0, keepMonthly: 0, keepAnnual: 0 },
-    compression: 'zstd',
-    preBackupHook: undefined,
-    postBackupHook: undefined,
-  },
-};
+const opts: PlanOptions = planOptions();
 
 /** Plans `unit` with `others` as the rest of the host. */
 function plan(unit: Unit, others: Unit[] = []): UnitPlan {

@@ -15,6 +15,7 @@ import type { RunOptions, RunResult } from '../../src/adapters/process.js';
 import { Kopia } from '../../src/adapters/kopia.js';
 import type { Logger } from '../../src/core/log.js';
 import type { ContainerInfo, MountInfo, Unit } from '../../src/core/model.js';
+import { containerInfo, planOptions } from './fixtures.js';
 import { buildPlan, type Plan, type PlanOptions } from '../../src/core/plan.js';
 import { KopiDockaError } from '../../src/errors.js';
 import { backupUnit, type BackupDeps, type RunShared } from '../../src/pipeline/backup.js';
@@ -90,49 +91,18 @@ function mount(p: Partial<MountInfo> & Pick<MountInfo, 'kind' | 'source' | 'dest
   return { name: undefined, readOnly: false, driver: undefined, ...p };
 }
 
-function container(name: string, mounts: MountInfo[]): ContainerInfo {
-  return {
-    id: `id-${name}`,
-    name,
-    image: 'img',
-    imageId: 'sha256:1',
-    state: 'running',
-    running: true,
-    hasHealthcheck: false,
-    stopTimeout: undefined,
-    labels: {},
-    mounts,
-    composeProject: undefined,
-    composeService: undefined,
-    composeWorkingDir: undefined,
-    composeConfigFiles: [],
-    dependsOn: [],
-    inspect: {},
-  };
-}
+const container = (name: string, mounts: MountInfo[]): ContainerInfo => containerInfo(name, { mounts });
 
 function planOf(unit: Unit): Plan {
-  const opts: PlanOptions = {
+  const opts: PlanOptions = planOptions({
     backupId: '2026-01-01T00-00-00Z',
-    host: 'h',
-    user: 'u',
-    volumeMode: 'direct',
-    parallelWorkers: 2,
-    excludePatterns: [],
-    stopTimeout: 10,
-    dockerRootDir: '/var/lib/docker',
-    repositoryPath: '/backup/repo',
     run: {
-      tarDeterministicMtime: false,
-      taskTimeoutSec: 0,
       stallTimeoutSec: 0,
       startTimeoutSec: 10,
       retention: { keepLatest: 3, keepHourly: 0, keepDaily: 0, keepWeekly: 0, keepMonthly: 0, keepAnnual: 0 },
-      compression: 'zstd',
-      preBackupHook: undefined,
-      postBackupHook: undefined,
     },
-  };
+  });
+
   return buildPlan([unit], opts);
 }
 
@@ -333,6 +303,27 @@ describe('backupUnit: the recipe snapshot beside the restart', () => {
     return { dir, unit, plan, up, docker, events };
   }
 
+  /** backupUnit on the setup's unit with a fake Kopia (the log is not looked at). */
+  const runUnit = (
+    s: Awaited<ReturnType<typeof setup>>,
+    kopia: Kopia,
+    signal = new AbortController().signal,
+  ) =>
+    backupUnit({
+      deps: { stateDir: s.dir, docker: s.docker, kopia, log: recordingLog().log, shared: shared() },
+      plan: s.plan,
+      unit: s.unit,
+      up: s.up,
+      signal,
+      timestamp: '2026-01-01T00:00:00.000Z',
+    });
+
+  /** `kopia snapshot create --json`: manifest r1 for the recipe source, d1 for a data source. */
+  const snapshotCreated = (argv: readonly string[]) => {
+    const src = argv.find((a) => a.startsWith('--override-source='))?.split(':')[1] ?? '';
+    return { stdout: JSON.stringify(manifest(src.startsWith('/recipes') ? 'r1' : 'd1', src)) };
+  };
+
   it('starts the recipe snapshot before the restart has finished; the manifest is as before', async () => {
     const s = await setup('overlap', { startMs: 300, startedElsewhere: true });
     type Staged = { warnings: string[]; snapshots: unknown[]; stops: unknown[] };
@@ -340,10 +331,7 @@ describe('backupUnit: the recipe snapshot beside the restart', () => {
     let recipeStart = 0;
     const f = fakeKopia(
       {
-        'snapshot create': (argv) => {
-          const src = argv.find((a) => a.startsWith('--override-source='))?.split(':')[1] ?? '';
-          return { stdout: JSON.stringify(manifest(src.startsWith('/recipes') ? 'r1' : 'd1', src)) };
-        },
+        'snapshot create': snapshotCreated,
       },
       50,
     );
@@ -355,15 +343,7 @@ describe('backupUnit: the recipe snapshot beside the restart', () => {
       }
       return snapshotCreate(dir, o);
     };
-    const { log } = recordingLog();
-    const rec = await backupUnit({
-      deps: { stateDir: s.dir, docker: s.docker, kopia: f.kopia, log, shared: shared() },
-      plan: s.plan,
-      unit: s.unit,
-      up: s.up,
-      signal: new AbortController().signal,
-      timestamp: '2026-01-01T00:00:00.000Z',
-    });
+    const rec = await runUnit(s, f.kopia);
     assert.equal(rec.status, 'ok', rec.error);
     assert.deepEqual(
       rec.snapshots.map((x) => [x.type, x.id]),
@@ -397,15 +377,7 @@ describe('backupUnit: the recipe snapshot beside the restart', () => {
       },
       20,
     );
-    const { log } = recordingLog();
-    const rec = await backupUnit({
-      deps: { stateDir: s.dir, docker: s.docker, kopia: f.kopia, log, shared: shared() },
-      plan: s.plan,
-      unit: s.unit,
-      up: s.up,
-      signal: new AbortController().signal,
-      timestamp: '2026-01-01T00:00:00.000Z',
-    });
+    const rec = await runUnit(s, f.kopia);
     assert.equal(rec.status, 'failed');
     assert.match(rec.error ?? '', /no space left on device/);
     assert.doesNotMatch(rec.error ?? '', /not back in service/);
@@ -426,10 +398,7 @@ describe('backupUnit: the recipe snapshot beside the restart', () => {
     const ac = new AbortController();
     const f = fakeKopia(
       {
-        'snapshot create': (argv) => {
-          const src = argv.find((a) => a.startsWith('--override-source='))?.split(':')[1] ?? '';
-          return { stdout: JSON.stringify(manifest(src.startsWith('/recipes') ? 'r1' : 'd1', src)) };
-        },
+        'snapshot create': snapshotCreated,
       },
       // Long enough that the recipe is still running when the signal comes.
       1000,
@@ -440,15 +409,7 @@ describe('backupUnit: the recipe snapshot beside the restart', () => {
       setTimeout(() => ac.abort('SIGTERM'), 50);
       return startContainer(id);
     };
-    const { log } = recordingLog();
-    const rec = await backupUnit({
-      deps: { stateDir: s.dir, docker: s.docker, kopia: f.kopia, log, shared: shared() },
-      plan: s.plan,
-      unit: s.unit,
-      up: s.up,
-      signal: ac.signal,
-      timestamp: '2026-01-01T00:00:00.000Z',
-    });
+    const rec = await runUnit(s, f.kopia, ac.signal);
     const recipe = f.procs.find((p) => p.argv.some((a) => a.includes(':/recipes/')));
     assert.ok(recipe, 'the recipe snapshot was started beside the restart');
     assert.ok(recipe.end - recipe.start < 900, 'and aborted by the signal');

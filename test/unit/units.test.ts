@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { ContainerInfo, Unit } from '../../src/core/model.js';
+import { containerInfo } from './fixtures.js';
 import {
   classifyBind,
   groupUnits,
@@ -12,27 +13,7 @@ import {
   type BindContext,
 } from '../../src/core/units.js';
 
-function container(name: string, over: Partial<ContainerInfo> = {}): ContainerInfo {
-  return {
-    id: `id-${name}`,
-    name,
-    image: 'img',
-    imageId: 'sha256:0',
-    state: 'running',
-    running: true,
-    hasHealthcheck: false,
-    stopTimeout: undefined,
-    labels: {},
-    mounts: [],
-    composeProject: undefined,
-    composeService: undefined,
-    composeWorkingDir: undefined,
-    composeConfigFiles: [],
-    dependsOn: [],
-    inspect: {},
-    ...over,
-  };
-}
+const container = containerInfo;
 
 function member(project: string, service: string, dependsOn: string[] = [], n = 1): ContainerInfo {
   return container(`${project}-${service}-${n}`, {
