@@ -61,9 +61,15 @@ export async function ensureOriginal(log: (msg: string) => void): Promise<string
       ],
       { timeoutMs: 10 * 60_000 },
     );
-    const v = await exec([bin, 'version'], { env: { NO_COLOR: '1' } });
-    if (!v.stdout.includes(version))
-      throw new Error(`${bin} version: expected ${version}, got ${v.stdout.trim()}`);
+    // Asked of the package, not of the tool: `kopi-docka version` run as root without a config
+    // writes a template to /etc/kopi-docka.json.
+    const v = await exec([
+      path.join(venv, 'bin', 'python'),
+      '-c',
+      "import importlib.metadata as m; print(m.version('kopi-docka'))",
+    ]);
+    if (v.stdout.trim() !== version)
+      throw new Error(`${venv}: expected kopi-docka ${version}, pip installed ${v.stdout.trim()}`);
   } catch (err) {
     await rm(venv, { recursive: true, force: true });
     throw err;
@@ -177,11 +183,21 @@ export async function originalBackup(bin: string, inst: OriginalInstance, unit: 
 }
 
 /**
- * What the original leaves outside its instance: its staging copies of the unit's recipe and
- * networks (/var/cache/kopi-docka/staging/{recipes,networks}/<unit>, kept after every run).
+ * What the original leaves outside its instance — its lock file /run/kopi-docka.lock and its staging
+ * copies of recipes and networks under /var/cache/kopi-docka/staging/ (kept after every run) — as
+ * found before the scenario: returns the undo, which removes what was not there.
  */
-export async function removeOriginalStaging(unit: string): Promise<void> {
-  for (const kind of ['recipes', 'networks', 'docker-config']) {
-    await rm(path.join('/var/cache/kopi-docka/staging', kind, unit), { recursive: true, force: true });
-  }
+export function originalLeftovers(unit: string): () => Promise<void> {
+  const lock = '/run/kopi-docka.lock';
+  const staging = '/var/cache/kopi-docka/staging';
+  const had = { lock: existsSync(lock), staging: existsSync(staging) };
+  return async () => {
+    if (!had.lock) await rm(lock, { force: true });
+    if (!had.staging) await rm(staging, { recursive: true, force: true });
+    else {
+      for (const kind of ['recipes', 'networks', 'docker-config']) {
+        await rm(path.join(staging, kind, unit), { recursive: true, force: true });
+      }
+    }
+  };
 }

@@ -16,7 +16,7 @@ import {
   ensureOriginal,
   originalBackup,
   originalVersion,
-  removeOriginalStaging,
+  originalLeftovers,
   type OriginalInstance,
 } from '../lib/original.js';
 import { flushDisk } from '../lib/proc.js';
@@ -53,7 +53,10 @@ export async function originalScenario(ctx: BenchContext): Promise<ScenarioResul
   const bin = await ensureOriginal(ctx.log);
   const version = originalVersion();
   const s = await createUnitStack(ctx);
-  ctx.cleanup.add(`original kopi-docka staging of ${s.project}`, () => removeOriginalStaging(s.project));
+  ctx.cleanup.add(
+    `what the original kopi-docka leaves on the host for ${s.project}`,
+    originalLeftovers(s.project),
+  );
   const phases: Record<Phase, Samples> = {
     first: { floor: [], 'kopi-docka': [], original: [] },
     second: { floor: [], 'kopi-docka': [], original: [] },

@@ -5,6 +5,7 @@
  * asserted (that is what docs/BENCHMARKS.md is for); only that the harness works and cleans up.
  */
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
 import { readFile, readdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -67,12 +68,17 @@ interface Results {
   errors: { scenario: string; message: string }[];
 }
 
-/** kdb- containers and volumes (the benchmark's prefix) and kdb-bench- temp dirs on the host now. */
+/** kdb- containers and volumes (the benchmark's prefix), kdb-bench- temp dirs and the original's files on the host now. */
 async function benchResources(): Promise<string[]> {
   const c = await docker(['ps', '-a', '--filter', 'name=kdb-', '--format', '{{.Names}}']);
   const v = await docker(['volume', 'ls', '--filter', 'name=kdb-', '--format', '{{.Name}}']);
   const d = (await readdir(os.tmpdir())).filter((n) => n.startsWith('kdb-bench-'));
-  return [...c.stdout.split('\n'), ...v.stdout.split('\n'), ...d].filter(Boolean).sort();
+  // What the original kopi-docka writes outside its instance (figure 10): its lock, its staging, and
+  // the template config it writes to /etc when run as root without one.
+  const o = ['/run/kopi-docka.lock', '/var/cache/kopi-docka/staging', '/etc/kopi-docka.json'].filter((p) =>
+    existsSync(p),
+  );
+  return [...c.stdout.split('\n'), ...v.stdout.split('\n'), ...d, ...o].filter(Boolean).sort();
 }
 
 function runBench(
