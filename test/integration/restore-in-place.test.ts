@@ -53,9 +53,14 @@ async function setup(t: TestContext, withVolume: boolean) {
   return { repo, s, app };
 }
 
-/** How many times `container` was stopped between `since` and now (docker events). */
-async function stopsSince(container: string, since: string): Promise<number> {
-  const until = String(Math.ceil(Date.now() / 1000) + 1);
+/**
+ * How many times `container` was stopped between `sinceMs` (epoch ms) and now (docker events).
+ * Fractional seconds on purpose: the backup in `setup` stops the app moments before, often within
+ * the same second, and a whole-second `--since` counted that stop too.
+ */
+async function stopsSince(container: string, sinceMs: number): Promise<number> {
+  const since = (sinceMs / 1000).toFixed(3);
+  const until = ((Date.now() + 1000) / 1000).toFixed(3);
   const r = await docker([
     'events',
     '--since',
@@ -76,7 +81,7 @@ describe('restore on the same host', () => {
   it('goes back in place by default: the bind in its own directory, a safety copy, the app stopped once', async (t) => {
     const { repo, s, app } = await setup(t, true);
     await writeFile(path.join(s.dir, 'data', 'config.txt'), 'changed after the backup\n');
-    const since = String(Math.floor(Date.now() / 1000));
+    const since = Date.now();
     const r = await cliOk(repo, [
       'restore',
       '--unit',
@@ -106,7 +111,7 @@ describe('restore on the same host', () => {
     const parent = await makeTempDir('inplace-to');
     registerCleanup(t, () => execFileP('rm', ['-rf', parent]).then(() => undefined));
     const to = path.join(parent, 'work');
-    const since = String(Math.floor(Date.now() / 1000));
+    const since = Date.now();
     await cliOk(repo, [
       'restore',
       '--unit',
